@@ -1,0 +1,93 @@
+"""botstate: session and state storage for Python chat bots.
+
+>>> import botstate
+>>> storage = botstate.open_storage("memory://", namespace="mybot")
+>>> await storage.set("chat:1", {"step": "ask_name"})
+>>> await storage.get("chat:1")
+{'step': 'ask_name'}
+"""
+
+from .__about__ import __version__
+from .adapter import BaseAdapter, ExpiryCallback, ExpiryEvent, StorageAdapter, Version
+from .capabilities import Capability
+from .clock import Clock, ManualClock, system_clock
+from .codecs import BytesCodec, Codec, JsonCodec, TextCodec
+from .errors import (
+    AdapterNotFound,
+    BotstateError,
+    CodecError,
+    ConfigError,
+    ConflictError,
+    DecodeError,
+    EncodeError,
+    InvalidKey,
+    InvalidURL,
+    PluginError,
+    StorageError,
+    StorageUnavailable,
+    UnsupportedOperation,
+    ValueTooLarge,
+)
+from .hookspecs import hookimpl
+from .keys import MAX_KEY_BYTES, validate_key
+from .locks import KeyedLock
+from .registry import (
+    AdapterInfo,
+    adapters,
+    get_codec,
+    open_adapter,
+    open_storage,
+    register_plugin,
+    reset_registry,
+)
+from .storage import FOREVER, TTL, Storage
+from .urls import StorageURL, coerce_options, parse_url, redact_url
+
+__all__ = [
+    "FOREVER",
+    "MAX_KEY_BYTES",
+    "TTL",
+    "AdapterInfo",
+    "AdapterNotFound",
+    "BaseAdapter",
+    "BotstateError",
+    "BytesCodec",
+    "Capability",
+    "Clock",
+    "Codec",
+    "CodecError",
+    "ConfigError",
+    "ConflictError",
+    "DecodeError",
+    "EncodeError",
+    "ExpiryCallback",
+    "ExpiryEvent",
+    "InvalidKey",
+    "InvalidURL",
+    "JsonCodec",
+    "KeyedLock",
+    "ManualClock",
+    "PluginError",
+    "Storage",
+    "StorageAdapter",
+    "StorageError",
+    "StorageURL",
+    "StorageUnavailable",
+    "TextCodec",
+    "UnsupportedOperation",
+    "ValueTooLarge",
+    "Version",
+    "__version__",
+    "adapters",
+    "coerce_options",
+    "get_codec",
+    "hookimpl",
+    "open_adapter",
+    "open_storage",
+    "parse_url",
+    "redact_url",
+    "register_plugin",
+    "reset_registry",
+    "system_clock",
+    "validate_key",
+]

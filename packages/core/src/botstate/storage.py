@@ -1,0 +1,298 @@
+"""Layer 2: :class:`Storage`, the typed key-value API applications use."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Generic, TypeAlias, TypeVar, cast
+
+from .adapter import ExpiryEvent, StorageAdapter
+from .capabilities import Capability
+from .clock import Clock, system_clock
+from .codecs import Codec
+from .errors import ConflictError, DecodeError, EncodeError, UnsupportedOperation
+from .keys import NAMESPACE_SEPARATOR, validate_key, validate_namespace
+from .locks import KeyedLock
+
+__all__ = ["FOREVER", "Storage", "TTL"]
+
+logger = logging.getLogger("botstate")
+
+T = TypeVar("T")
+
+FOREVER = math.inf
+"""Pass as ``ttl`` to store without expiry even when the storage has a default TTL."""
+
+TTL: TypeAlias = "float | timedelta | None"
+
+_ABSENT = object()
+
+
+class Storage(Generic[T]):
+    """Typed values under validated keys, on top of any :class:`StorageAdapter`.
+
+    >>> storage = botstate.open_storage("memory://", namespace="mybot", ttl=3600)
+    >>> await storage.set("user:1", {"name": "Ann"}, ttl=60)
+    >>> await storage.get("user:1")
+    {'name': 'Ann'}
+
+    Keys are validated (:class:`~botstate.errors.InvalidKey`) and prefixed with
+    ``namespace + ":"``; values go through ``codec`` (JSON by default). ``ttl``
+    arguments are seconds (or ``timedelta``): ``None`` means the storage's
+    default TTL and :data:`FOREVER` means no expiry.
+    """
+
+    def __init__(
+        self,
+        adapter: StorageAdapter,
+        *,
+        namespace: str | None = None,
+        ttl: TTL = None,
+        codec: Codec[T] | str = "json",
+        clock: Clock = system_clock,
+        max_retries: int = 100,
+    ) -> None:
+        if isinstance(codec, str):
+            from .registry import get_codec
+
+            codec = cast("Codec[T]", get_codec(codec))
+        self.adapter = adapter
+        self.codec: Codec[T] = codec
+        self.namespace = validate_namespace(namespace)
+        self.default_ttl = _seconds(ttl, allow_none=True)
+        self.clock = clock
+        self.max_retries = max_retries
+        self._prefix = f"{self.namespace}{NAMESPACE_SEPARATOR}" if self.namespace else ""
+        self._local_locks = KeyedLock()
+
+    # -- helpers ----------------------------------------------------------
+    def _full(self, key: object) -> str:
+        return self._prefix + validate_key(key)
+
+    def _expires_at(self, ttl: TTL) -> float | None:
+        seconds = self.default_ttl if ttl is None else _seconds(ttl)
+        if seconds is None or seconds == math.inf:
+            return None
+        return self.clock() + seconds
+
+    def _encode(self, key: str, value: T) -> bytes:
+        try:
+            data = self.codec.encode(value)
+        except Exception as err:
+            raise EncodeError(
+                f"cannot encode value for key {key!r} with codec {self.codec.name!r}: {err}", key
+            ) from err
+        if not isinstance(data, bytes):
+            raise EncodeError(f"codec {self.codec.name!r} returned {type(data).__name__}", key)
+        return data
+
+    def _decode(self, key: str, data: bytes) -> T:
+        try:
+            return self.codec.decode(data)
+        except Exception as err:
+            raise DecodeError(
+                f"cannot decode value of key {key!r} with codec {self.codec.name!r}: {err}", key
+            ) from err
+
+    def _require(self, capability: Capability, what: str) -> None:
+        if capability not in self.adapter.capabilities:
+            raise UnsupportedOperation(
+                f"{what} needs the {capability.name} capability, which "
+                f"{type(self.adapter).__name__} does not have"
+            )
+
+    # -- single keys ------------------------------------------------------
+    async def get(self, key: str, default: T | None = None) -> T | None:
+        """Return the value of ``key``, or ``default`` if it is absent or expired."""
+        full = self._full(key)
+        data = await self.adapter.get(full)
+        return default if data is None else self._decode(key, data)
+
+    async def has(self, key: str) -> bool:
+        """Return ``True`` if ``key`` holds a live value."""
+        return await self.adapter.has(self._full(key))
+
+    async def set(self, key: str, value: T, *, ttl: TTL = None) -> None:
+        """Store ``value`` under ``key``. Nothing is written if encoding fails."""
+        full = self._full(key)
+        data = self._encode(key, value)
+        await self.adapter.set(full, data, expires_at=self._expires_at(ttl))
+
+    async def delete(self, key: str) -> bool:
+        """Delete ``key``; return ``True`` if it held a live value."""
+        return await self.adapter.delete(self._full(key))
+
+    async def ttl(self, key: str) -> float | None:
+        """Remaining seconds before ``key`` expires; ``None`` if it never expires or is absent."""
+        expires_at = await self.adapter.get_expiry(self._full(key))
+        return None if expires_at is None else max(0.0, expires_at - self.clock())
+
+    # -- batches ----------------------------------------------------------
+    async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
+        """Return ``{key: value}`` for the keys that hold live values."""
+        wanted = {self._full(key): key for key in keys}
+        if not wanted:
+            return {}
+        found = await self.adapter.get_many(list(wanted))
+        return {wanted[full]: self._decode(wanted[full], data) for full, data in found.items()}
+
+    async def set_many(self, items: Mapping[str, T], *, ttl: TTL = None) -> None:
+        """Store every item with one expiry. Nothing is written if any value fails to encode."""
+        encoded = {self._full(key): self._encode(key, value) for key, value in items.items()}
+        if encoded:
+            await self.adapter.set_many(encoded, expires_at=self._expires_at(ttl))
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete ``keys``; return how many held live values."""
+        fulls = list(dict.fromkeys(self._full(key) for key in keys))
+        return await self.adapter.delete_many(fulls) if fulls else 0
+
+    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield the keys starting with ``prefix`` in this namespace (namespace stripped)."""
+        self._require(Capability.SCAN, "keys()")
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
+        cut = len(self._prefix)
+        async for full in self.adapter.scan(self._prefix + prefix):
+            yield full[cut:]
+
+    async def clear(self) -> int:
+        """Delete every key of this namespace (of the whole store if there is none)."""
+        self._require(Capability.SCAN, "clear()")
+        doomed = [full async for full in self.adapter.scan(self._prefix)]
+        removed = 0
+        for start in range(0, len(doomed), 500):
+            removed += await self.adapter.delete_many(doomed[start : start + 500])
+        return removed
+
+    # -- atomic update ----------------------------------------------------
+    async def update(
+        self,
+        key: str,
+        fn: Callable[[T | None], T | None] | Callable[[T | None], Awaitable[T | None]],
+        *,
+        ttl: TTL = None,
+    ) -> T | None:
+        """Replace the value of ``key`` with ``fn(old)`` atomically; return the new value.
+
+        ``fn`` receives ``None`` for an absent key and may be async. Returning
+        ``None`` deletes the key. On ATOMIC adapters this is compare-and-set,
+        retried when another writer got in between (``fn`` may then run more
+        than once), raising :class:`ConflictError` after ``max_retries``. On
+        other adapters it is atomic only among callers of this ``Storage``.
+
+        >>> await storage.update("hits", lambda v: (v or 0) + 1)
+        1
+        """
+        full = self._full(key)
+        if Capability.ATOMIC not in self.adapter.capabilities:
+            async with self._local_locks.hold(full):
+                data = await self.adapter.get(full)
+                new = await _call(fn, None if data is None else self._decode(key, data))
+                if new is None:
+                    await self.adapter.delete(full)
+                else:
+                    await self.adapter.set(
+                        full, self._encode(key, new), expires_at=self._expires_at(ttl)
+                    )
+                return new
+        for attempt in range(self.max_retries + 1):
+            current = await self.adapter.get_versioned(full)
+            old = None if current is None else self._decode(key, current[0])
+            new = await _call(fn, old)
+            if new is None:
+                if current is None or await self.adapter.delete_if(full, version=current[1]):
+                    return None
+            else:
+                data = self._encode(key, new)
+                version = None if current is None else current[1]
+                if await self.adapter.set_if(
+                    full, data, version=version, expires_at=self._expires_at(ttl)
+                ):
+                    return new
+            # Lost the race: back off a little, with jitter, so writers spread out.
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+        raise ConflictError(f"update of key {key!r} lost to other writers {self.max_retries} times")
+
+    # -- events and lifecycle ---------------------------------------------
+    def on_expire(
+        self, callback: Callable[[str, T | None], Awaitable[None] | None]
+    ) -> Callable[[], None]:
+        """Call ``callback(key, last_value)`` when a key of this namespace expires.
+
+        Needs an adapter with ``EXPIRY_EVENTS``. Returns an unsubscribe function.
+        """
+        self._require(Capability.EXPIRY_EVENTS, "on_expire()")
+        prefix, cut = self._prefix, len(self._prefix)
+
+        def relay(event: ExpiryEvent) -> Awaitable[None] | None:
+            if not event.key.startswith(prefix):
+                return None
+            key = event.key[cut:]
+            try:
+                value: T | None = self._decode(key, event.value)
+            except DecodeError:
+                logger.warning("expired key %r held undecodable bytes", key)
+                value = None
+            return callback(key, value)
+
+        return self.adapter.on_expire(relay)
+
+    def with_namespace(self, namespace: str | None) -> Storage[T]:
+        """A view of the same adapter under another namespace (same codec, TTL and clock)."""
+        return Storage(
+            self.adapter,
+            namespace=namespace,
+            ttl=self.default_ttl,
+            codec=self.codec,
+            clock=self.clock,
+            max_retries=self.max_retries,
+        )
+
+    async def close(self) -> None:
+        """Close the adapter (shared with any ``with_namespace`` views)."""
+        await self.adapter.close()
+
+    async def __aenter__(self) -> Storage[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Storage({self.adapter!r}, namespace={self.namespace!r}, "
+            f"ttl={self.default_ttl!r}, codec={self.codec.name!r})"
+        )
+
+
+async def _call(fn: Callable[[Any], Any], value: Any) -> Any:
+    result = fn(value)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _seconds(ttl: object, *, allow_none: bool = False) -> float | None:
+    if ttl is None:
+        if allow_none:
+            return None
+        raise ValueError("ttl must be a number of seconds")
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"ttl must be seconds (int, float or timedelta), not {type(ttl).__name__}")
+    if math.isnan(ttl) or ttl <= 0:
+        raise ValueError(f"ttl must be positive, got {ttl!r} (use FOREVER for no expiry)")
+    return float(ttl)

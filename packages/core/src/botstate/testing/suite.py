@@ -1,0 +1,315 @@
+"""Tests every adapter must pass, gated by the capabilities it declares."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from ..adapter import ExpiryEvent, StorageAdapter
+from ..capabilities import Capability
+from ..errors import UnsupportedOperation, ValueTooLarge
+from ..storage import Storage
+
+__all__ = ["AdapterSuite"]
+
+asyncio_test = pytest.mark.asyncio
+
+# Characters that are wildcards or escapes in LIKE, glob and regex patterns.
+SPECIAL_KEYS = ["a%b", "a_b", "a*b", "a?b", "a[b]", "a\\b", "aé€😀", "a.b", "a^$b", "a{b}"]
+
+
+class AdapterSuite:
+    """Base class of the conformance tests; override :meth:`adapter`.
+
+    The ``adapter`` fixture yields a ready adapter and closes it afterwards.
+    Tests write only keys under a fresh random prefix, so a shared server
+    need not be emptied between tests. Class attributes tune the suite:
+    """
+
+    max_value_bytes: int | None = None
+    """The backend's size limit for one value, if it has one (then over it → ValueTooLarge)."""
+
+    expiry_event_timeout: float = 5.0
+    """How long to wait for an expiry event after an entry's expiry passed."""
+
+    concurrency: int = 100
+    """How many concurrent set_if calls race for one key."""
+
+    @pytest_asyncio.fixture
+    async def adapter(self) -> AsyncIterator[StorageAdapter]:
+        raise NotImplementedError("override the `adapter` fixture in your AdapterSuite subclass")
+        yield  # pragma: no cover
+
+    @pytest.fixture
+    def ns(self) -> str:
+        return f"t{uuid.uuid4().hex[:12]}:"
+
+    async def trigger_expiry(self, adapter: StorageAdapter) -> None:
+        """Give the adapter a chance to notice expired entries (override to force a sweep)."""
+        await asyncio.sleep(0.05)
+
+    @staticmethod
+    def require(adapter: StorageAdapter, capability: Capability) -> None:
+        if capability not in adapter.capabilities:
+            pytest.skip(f"adapter does not declare {capability.name}")
+
+    # -- declarations -----------------------------------------------------
+    def test_capabilities_declared(self, adapter: StorageAdapter) -> None:
+        assert isinstance(adapter.capabilities, frozenset)
+        assert all(isinstance(c, Capability) for c in adapter.capabilities)
+
+    # -- round trips ------------------------------------------------------
+    @asyncio_test
+    async def test_roundtrip_empty_and_binary(self, adapter: StorageAdapter, ns: str) -> None:
+        await adapter.set(ns + "empty", b"")
+        await adapter.set(ns + "bin", bytes(range(256)))
+        assert await adapter.get(ns + "empty") == b""
+        assert await adapter.get(ns + "bin") == bytes(range(256))
+        assert await adapter.has(ns + "empty") is True
+
+    @asyncio_test
+    async def test_roundtrip_large(self, adapter: StorageAdapter, ns: str) -> None:
+        size = 1024 * 1024 if self.max_value_bytes is None else self.max_value_bytes
+        blob = os.urandom(size)
+        await adapter.set(ns + "big", blob)
+        assert await adapter.get(ns + "big") == blob
+
+    @asyncio_test
+    async def test_value_over_limit_raises(self, adapter: StorageAdapter, ns: str) -> None:
+        if self.max_value_bytes is None:
+            pytest.skip("adapter declares no value size limit")
+        with pytest.raises(ValueTooLarge):
+            await adapter.set(ns + "huge", b"x" * (self.max_value_bytes + 1024))
+        assert await adapter.get(ns + "huge") is None
+
+    @asyncio_test
+    async def test_missing_key_is_none(self, adapter: StorageAdapter, ns: str) -> None:
+        assert await adapter.get(ns + "nope") is None
+        assert await adapter.has(ns + "nope") is False
+        assert await adapter.delete(ns + "nope") is False
+
+    @asyncio_test
+    async def test_overwrite(self, adapter: StorageAdapter, ns: str) -> None:
+        await adapter.set(ns + "k", b"one")
+        await adapter.set(ns + "k", b"two")
+        assert await adapter.get(ns + "k") == b"two"
+
+    @asyncio_test
+    async def test_delete_reports_whether_removed(self, adapter: StorageAdapter, ns: str) -> None:
+        await adapter.set(ns + "k", b"v")
+        assert await adapter.delete(ns + "k") is True
+        assert await adapter.delete(ns + "k") is False
+        assert await adapter.get(ns + "k") is None
+        assert await adapter.has(ns + "k") is False
+
+    @asyncio_test
+    async def test_unicode_and_long_keys(self, adapter: StorageAdapter, ns: str) -> None:
+        long_key = ns + "L" * (1024 - len(ns.encode()))
+        keys = [ns + k for k in SPECIAL_KEYS] + [long_key]
+        for i, key in enumerate(keys):
+            await adapter.set(key, str(i).encode())
+        for i, key in enumerate(keys):
+            assert await adapter.get(key) == str(i).encode()
+
+    # -- expiry -----------------------------------------------------------
+    @asyncio_test
+    async def test_past_expiry_is_never_returned(self, adapter: StorageAdapter, ns: str) -> None:
+        past = time.time() - 5
+        await adapter.set(ns + "gone", b"v", expires_at=past)
+        await adapter.set_many({ns + "gone2": b"v"}, expires_at=past)
+        await adapter.set(ns + "live", b"v")
+        for key in (ns + "gone", ns + "gone2"):
+            assert await adapter.get(key) is None
+            assert await adapter.has(key) is False
+        assert await adapter.get_many([ns + "gone", ns + "gone2", ns + "live"]) == {
+            ns + "live": b"v"
+        }
+        assert await adapter.delete(ns + "gone") is False
+        if Capability.SCAN in adapter.capabilities:
+            assert [k async for k in adapter.scan(ns)] == [ns + "live"]
+        if Capability.ATOMIC in adapter.capabilities:
+            assert await adapter.get_versioned(ns + "gone") is None
+
+    @asyncio_test
+    async def test_entry_expires_at_expires_at(self, adapter: StorageAdapter, ns: str) -> None:
+        expires_at = time.time() + 1.0
+        await adapter.set(ns + "soon", b"v", expires_at=expires_at)
+        await adapter.set(ns + "later", b"w", expires_at=expires_at + 60)
+        assert await adapter.get(ns + "soon") == b"v"
+        await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.25)
+        assert await adapter.get(ns + "soon") is None
+        assert await adapter.has(ns + "soon") is False
+        assert await adapter.get_many([ns + "soon", ns + "later"]) == {ns + "later": b"w"}
+        if Capability.SCAN in adapter.capabilities:
+            assert [k async for k in adapter.scan(ns)] == [ns + "later"]
+
+    @asyncio_test
+    async def test_set_replaces_expiry(self, adapter: StorageAdapter, ns: str) -> None:
+        await adapter.set(ns + "k", b"v", expires_at=time.time() + 100)
+        await adapter.set(ns + "k", b"v2")
+        try:
+            assert await adapter.get_expiry(ns + "k") is None
+        except UnsupportedOperation:
+            pytest.skip("adapter cannot report expiry")
+
+    @asyncio_test
+    async def test_get_expiry(self, adapter: StorageAdapter, ns: str) -> None:
+        at = time.time() + 100
+        await adapter.set(ns + "k", b"v", expires_at=at)
+        await adapter.set(ns + "p", b"v")
+        try:
+            got = await adapter.get_expiry(ns + "k")
+        except UnsupportedOperation:
+            pytest.skip("adapter cannot report expiry")
+        assert got is not None and abs(got - at) < 0.01
+        assert await adapter.get_expiry(ns + "p") is None
+        assert await adapter.get_expiry(ns + "absent") is None
+
+    # -- batches ----------------------------------------------------------
+    @asyncio_test
+    async def test_batches_with_missing_keys(self, adapter: StorageAdapter, ns: str) -> None:
+        items = {f"{ns}b{i}": f"v{i}".encode() for i in range(30)}
+        await adapter.set_many(items)
+        wanted = [*items, ns + "missing1", ns + "missing2"]
+        assert await adapter.get_many(wanted) == items
+        assert await adapter.get_many([]) == {}
+        removed = await adapter.delete_many([*list(items)[:10], ns + "missing1"])
+        assert removed == 10
+        assert await adapter.get_many(list(items)[:12]) == {
+            k: items[k] for k in list(items)[10:12]
+        }
+        assert await adapter.delete_many([]) == 0
+
+    @asyncio_test
+    async def test_batch_larger_than_a_page(self, adapter: StorageAdapter, ns: str) -> None:
+        items = {f"{ns}p{i:04d}": os.urandom(16) for i in range(260)}
+        await adapter.set_many(items, expires_at=time.time() + 300)
+        assert await adapter.get_many(list(items)) == items
+        assert await adapter.delete_many(list(items)) == 260
+        assert await adapter.get_many(list(items)) == {}
+
+    # -- scan -------------------------------------------------------------
+    @asyncio_test
+    async def test_scan_prefix_is_literal(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.SCAN)
+        keys = [ns + k for k in SPECIAL_KEYS] + [ns + "axb", ns + "aXb", ns + "b"]
+        for key in keys:
+            await adapter.set(key, b"1")
+        assert sorted([k async for k in adapter.scan(ns)]) == sorted(keys)
+        for special in SPECIAL_KEYS:
+            prefix = ns + special[:2]
+            expected = sorted(k for k in keys if k.startswith(prefix))
+            assert sorted([k async for k in adapter.scan(prefix)]) == expected, prefix
+        assert [k async for k in adapter.scan(ns + "zzz")] == []
+
+    @asyncio_test
+    async def test_scan_follows_to_the_end(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.SCAN)
+        items = {f"{ns}s{i:04d}": b"x" for i in range(1100)}
+        await adapter.set_many(items)
+        found = [k async for k in adapter.scan(ns)]
+        assert len(found) == len(set(found))
+        assert set(found) == set(items)
+
+    # -- atomic -----------------------------------------------------------
+    @asyncio_test
+    async def test_set_if_and_delete_if(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.ATOMIC)
+        key = ns + "cas"
+        assert await adapter.get_versioned(key) is None
+        assert await adapter.set_if(key, b"v1", version=None) is True
+        assert await adapter.set_if(key, b"again", version=None) is False
+        got = await adapter.get_versioned(key)
+        assert got is not None and got[0] == b"v1"
+        v1 = got[1]
+        assert await adapter.set_if(key, b"v2", version=v1) is True
+        assert await adapter.set_if(key, b"stale", version=v1) is False
+        assert await adapter.delete_if(key, version=v1) is False
+        got2 = await adapter.get_versioned(key)
+        assert got2 is not None and got2[0] == b"v2" and got2[1] != v1
+        assert await adapter.delete_if(key, version=got2[1]) is True
+        assert await adapter.get(key) is None
+        assert await adapter.set_if(key, b"x", version=got2[1]) is False
+        assert await adapter.delete_if(key, version=got2[1]) is False
+
+    @asyncio_test
+    async def test_plain_set_changes_version(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.ATOMIC)
+        key = ns + "cas"
+        await adapter.set(key, b"a")
+        got = await adapter.get_versioned(key)
+        assert got is not None
+        await adapter.set(key, b"b")
+        assert await adapter.set_if(key, b"c", version=got[1]) is False
+        assert await adapter.get(key) == b"b"
+
+    @asyncio_test
+    async def test_expired_entry_counts_as_absent(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.ATOMIC)
+        key = ns + "cas"
+        await adapter.set(key, b"old", expires_at=time.time() - 1)
+        assert await adapter.set_if(key, b"new", version=None) is True
+        assert await adapter.get(key) == b"new"
+
+    @asyncio_test
+    async def test_set_if_sets_expiry(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.ATOMIC)
+        key = ns + "cas"
+        assert await adapter.set_if(key, b"v", version=None, expires_at=time.time() - 1)
+        assert await adapter.get(key) is None
+
+    @asyncio_test
+    async def test_concurrent_set_if_one_winner(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.ATOMIC)
+        key = ns + "race"
+        n = self.concurrency
+        results = await asyncio.gather(
+            *(adapter.set_if(key, str(i).encode(), version=None) for i in range(n))
+        )
+        assert results.count(True) == 1
+        winner = results.index(True)
+        assert await adapter.get(key) == str(winner).encode()
+        got = await adapter.get_versioned(key)
+        assert got is not None
+        results = await asyncio.gather(
+            *(adapter.set_if(key, b"n%d" % i, version=got[1]) for i in range(n))
+        )
+        assert results.count(True) == 1
+
+    @asyncio_test
+    async def test_storage_update_is_atomic(self, adapter: StorageAdapter, ns: str) -> None:
+        self.require(adapter, Capability.ATOMIC)
+        storage: Storage[int] = Storage(adapter, namespace=ns.rstrip(":"))
+        await asyncio.gather(*(storage.update("n", lambda v: (v or 0) + 1) for _ in range(50)))
+        assert await storage.get("n") == 50
+
+    # -- events -----------------------------------------------------------
+    @asyncio_test
+    async def test_expiry_event_carries_key_and_value(
+        self, adapter: StorageAdapter, ns: str
+    ) -> None:
+        self.require(adapter, Capability.EXPIRY_EVENTS)
+        seen: list[ExpiryEvent] = []
+        unsubscribe = adapter.on_expire(seen.append)
+        try:
+            await adapter.set(ns + "e", b"last", expires_at=time.time() + 0.3)
+            await adapter.set(ns + "keep", b"x")
+            deadline = time.monotonic() + self.expiry_event_timeout
+            while not any(e.key == ns + "e" for e in seen) and time.monotonic() < deadline:
+                await self.trigger_expiry(adapter)
+            events = [e for e in seen if e.key.startswith(ns)]
+            assert [(e.key, e.value, e.reason) for e in events] == [(ns + "e", b"last", "expired")]
+        finally:
+            unsubscribe()
+
+    # -- lifecycle --------------------------------------------------------
+    @asyncio_test
+    async def test_close_is_idempotent(self, adapter: StorageAdapter) -> None:
+        await adapter.close()
+        await adapter.close()

@@ -1,0 +1,195 @@
+"""Storage URLs: parsing, typed options, and redaction of secrets.
+
+``scheme://[user[:password]@]host[:port][,host[:port]...][/path][?opt=value&...]``
+
+Passwords and secret-looking query options never appear in ``repr``/``str``
+of a :class:`StorageURL` or in :func:`redact_url` output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
+
+from .errors import ConfigError, InvalidURL
+
+__all__ = ["StorageURL", "coerce_options", "parse_url", "redact_url"]
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "key_id", "auth")
+REDACTED = "***"
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether an option of this name holds something that must not be shown."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+@dataclass(frozen=True, repr=False)
+class StorageURL:
+    """A parsed storage URL; ``str()`` and ``repr()`` hide the password."""
+
+    scheme: str
+    username: str | None = None
+    password: str | None = None
+    hosts: tuple[tuple[str, int | None], ...] = ()
+    path: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str | None:
+        return self.hosts[0][0] if self.hosts else None
+
+    @property
+    def port(self) -> int | None:
+        return self.hosts[0][1] if self.hosts else None
+
+    def render(self, *, redact: bool = True) -> str:
+        """Rebuild the URL text, with secrets replaced by ``***`` unless ``redact=False``."""
+        out = f"{self.scheme}://"
+        if self.username is not None or self.password is not None:
+            out += quote(self.username or "", safe="")
+            if self.password is not None:
+                out += ":" + (REDACTED if redact else quote(self.password, safe=""))
+            out += "@"
+        out += ",".join(
+            (f"[{h}]" if ":" in h else h) + (f":{p}" if p is not None else "")
+            for h, p in self.hosts
+        )
+        out += self.path
+        if self.query:
+            out += "?" + "&".join(
+                f"{quote(k, safe='')}="
+                + (REDACTED if redact and is_secret_option(k) else quote(v, safe=""))
+                for k, v in self.query.items()
+            )
+        return out
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"StorageURL({self.render()!r})"
+
+
+def parse_url(url: str) -> StorageURL:
+    """Parse a storage URL; raise :class:`InvalidURL` (without echoing secrets) if malformed."""
+    if not isinstance(url, str):
+        raise InvalidURL(f"storage URL must be a str, not {type(url).__name__}")
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise InvalidURL(f"not a storage URL (expected scheme://...): {_safe(url)!r}")
+    scheme = scheme.lower()
+    rest, _, fragment = rest.partition("#")
+    rest, _, query_text = rest.partition("?")
+    slash = rest.find("/")
+    netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    username = password = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, colon, pw = userinfo.partition(":")
+        username = unquote(user) if user else None
+        password = unquote(pw) if colon else None
+    hosts: list[tuple[str, int | None]] = []
+    if netloc:
+        for part in netloc.split(","):
+            hosts.append(_parse_host(part, url))
+    try:
+        pairs = parse_qsl(query_text, keep_blank_values=True, strict_parsing=False)
+    except ValueError as err:
+        raise InvalidURL(f"bad query string in {_safe(url)!r}: {err}") from None
+    query: dict[str, str] = {}
+    for key, value in pairs:
+        if key in query:
+            raise InvalidURL(f"option {key!r} given twice in {_safe(url)!r}")
+        query[key] = value
+    return StorageURL(scheme, username, password, tuple(hosts), unquote(path), query)
+
+
+def _parse_host(part: str, url: str) -> tuple[str, int | None]:
+    if part.startswith("["):
+        host, _, after = part[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ""
+    else:
+        host, _, port_text = part.partition(":")
+    if not port_text:
+        return unquote(host), None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidURL(f"bad port {port_text!r} in {_safe(url)!r}")
+    return unquote(host), int(port_text)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password and secret options replaced by ``***``."""
+    try:
+        return parse_url(url).render()
+    except InvalidURL:
+        return _safe(url)
+
+
+def _safe(url: object) -> str:
+    """Best-effort redaction of text that did not parse as a URL."""
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        userinfo, _, tail = rest.partition("@")
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}:{REDACTED}@{tail}" if ":" in userinfo else text
+    return text
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def coerce_options(
+    given: Mapping[str, Any], spec: Mapping[str, type], *, adapter: str
+) -> dict[str, Any]:
+    """Check option names against ``spec`` and convert query strings to their types.
+
+    ``spec`` maps option name to ``int``, ``float``, ``bool`` or ``str``. An
+    unknown name or a bad value raises :class:`ConfigError` listing what is allowed.
+    """
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        if name not in spec:
+            allowed = ", ".join(sorted(spec)) or "none"
+            raise ConfigError(f"unknown option {name!r} for adapter {adapter!r} (allowed: {allowed})")
+        kind = spec[name]
+        shown = REDACTED if is_secret_option(name) else repr(value)
+        try:
+            out[name] = _coerce(value, kind)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"option {name!r} of adapter {adapter!r} must be {kind.__name__}, got {shown}"
+            ) from None
+    return out
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+    return value

@@ -1,0 +1,251 @@
+"""The in-process adapter: a dict of bytes with TTL, an LRU cap and expiry events."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botstate import (
+    BaseAdapter,
+    Capability,
+    Clock,
+    ConfigError,
+    ExpiryEvent,
+    InvalidURL,
+    Version,
+    coerce_options,
+    parse_url,
+    system_clock,
+)
+
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_SWEEP_INTERVAL", "MemoryAdapter"]
+
+DEFAULT_MAX_ENTRIES = 100_000
+DEFAULT_SWEEP_INTERVAL = 1.0
+_OPTIONS = {"max_entries": int, "sweep_interval": float}
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: bytes
+    expires_at: float | None
+    version: int
+
+
+class MemoryAdapter(BaseAdapter):
+    """Entries live in this process only; a restart loses them.
+
+    >>> adapter = MemoryAdapter(max_entries=10_000, sweep_interval=5)
+
+    - ``max_entries`` (default 100,000; ``0`` = unlimited): past it the least
+      recently used entry is evicted, reported as an ``"evicted"`` event.
+    - ``sweep_interval`` (seconds, default 1; ``0`` = no sweeper): how often a
+      background task removes expired entries and reports ``"expired"`` events.
+      Expired entries are never returned, swept or not. The sweeper starts with
+      the first expiring write and stops on ``close()``.
+    - ``clock``: the time source, for tests (see ``botstate.ManualClock``).
+
+    Values are copied to immutable ``bytes``, so callers cannot mutate stored state.
+    """
+
+    capabilities = frozenset(
+        {Capability.BATCH, Capability.SCAN, Capability.ATOMIC, Capability.EXPIRY_EVENTS}
+    )
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+        clock: Clock = system_clock,
+    ) -> None:
+        super().__init__()
+        if max_entries < 0:
+            raise ConfigError(f"max_entries must be >= 0, got {max_entries}")
+        if sweep_interval < 0:
+            raise ConfigError(f"sweep_interval must be >= 0, got {sweep_interval}")
+        self.max_entries = max_entries
+        self.sweep_interval = sweep_interval
+        self.clock = clock
+        self._data: OrderedDict[str, _Entry] = OrderedDict()
+        self._heap: list[tuple[float, int, str]] = []
+        self._counter = 0
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **options: Any) -> MemoryAdapter:
+        """Open from ``memory://?max_entries=N&sweep_interval=S`` plus keyword options."""
+        given: dict[str, Any] = {}
+        if url is not None:
+            parsed = parse_url(url)
+            if parsed.scheme != "memory" or parsed.hosts or parsed.path not in ("", "/"):
+                raise InvalidURL(f"memory URLs look like memory://?max_entries=1000, not {parsed}")
+            given.update(parsed.query)
+        clock = options.pop("clock", system_clock)
+        given.update(options)
+        return cls(**coerce_options(given, _OPTIONS, adapter="memory"), clock=clock)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    # -- internals --------------------------------------------------------
+    def _live(self, key: str, now: float | None = None) -> _Entry | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= (self.clock() if now is None else now):
+            del self._data[key]
+            self._emit_expiry(ExpiryEvent(key, entry.value, "expired", entry.expires_at))
+            return None
+        return entry
+
+    def _write(self, key: str, value: bytes, expires_at: float | None) -> None:
+        self._counter += 1
+        self._data[key] = _Entry(bytes(value), expires_at, self._counter)
+        self._data.move_to_end(key)
+        if expires_at is not None:
+            heapq.heappush(self._heap, (expires_at, self._counter, key))
+            self._ensure_sweeper()
+            if len(self._heap) > 2 * len(self._data) + 64:
+                self._heap = [
+                    (e.expires_at, e.version, k)
+                    for k, e in self._data.items()
+                    if e.expires_at is not None
+                ]
+                heapq.heapify(self._heap)
+        while self.max_entries and len(self._data) > self.max_entries:
+            old_key, old = self._data.popitem(last=False)
+            self._emit_expiry(ExpiryEvent(old_key, old.value, "evicted", old.expires_at))
+
+    def _ensure_sweeper(self) -> None:
+        if self._closed or not self.sweep_interval or (self._sweeper and not self._sweeper.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._sweeper = loop.create_task(self._sweep_forever(), name="botstate-memory-sweeper")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            self.sweep()
+            if not self._heap:
+                return  # nothing left to expire; the next expiring write restarts us
+
+    def sweep(self) -> int:
+        """Remove every expired entry now, emitting events; return how many were removed."""
+        now = self.clock()
+        removed = 0
+        while self._heap and self._heap[0][0] <= now:
+            expires_at, version, key = heapq.heappop(self._heap)
+            entry = self._data.get(key)
+            if entry is not None and entry.version == version:
+                del self._data[key]
+                self._emit_expiry(ExpiryEvent(key, entry.value, "expired", expires_at))
+                removed += 1
+        return removed
+
+    # -- the contract -----------------------------------------------------
+    async def get(self, key: str) -> bytes | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        self._data.move_to_end(key)
+        return entry.value
+
+    async def has(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        self._write(key, value, expires_at)
+
+    async def delete(self, key: str) -> bool:
+        if self._live(key) is None:
+            return False
+        del self._data[key]
+        return True
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        now = self.clock()
+        found: dict[str, bytes] = {}
+        for key in keys:
+            entry = self._live(key, now)
+            if entry is not None:
+                found[key] = entry.value
+        return found
+
+    async def set_many(
+        self, items: Mapping[str, bytes], *, expires_at: float | None = None
+    ) -> None:
+        for key, value in items.items():
+            self._write(key, value, expires_at)
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        removed = 0
+        for key in dict.fromkeys(keys):
+            if self._live(key) is not None:
+                del self._data[key]
+                removed += 1
+        return removed
+
+    async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        # Snapshot first: callers may write or delete while iterating.
+        for key in [k for k in self._data if k.startswith(prefix)]:
+            if self._live(key) is not None:
+                yield key
+
+    async def get_expiry(self, key: str) -> float | None:
+        entry = self._live(key)
+        return None if entry is None else entry.expires_at
+
+    async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
+        entry = self._live(key)
+        return None if entry is None else (entry.value, entry.version)
+
+    async def set_if(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        version: Version | None,
+        expires_at: float | None = None,
+    ) -> bool:
+        entry = self._live(key)
+        current = None if entry is None else entry.version
+        if current != version:
+            return False
+        self._write(key, value, expires_at)
+        return True
+
+    async def delete_if(self, key: str, *, version: Version) -> bool:
+        entry = self._live(key)
+        if entry is None or entry.version != version:
+            return False
+        del self._data[key]
+        return True
+
+    async def close(self) -> None:
+        """Stop the sweeper and wait for pending event callbacks. Entries stay readable."""
+        self._closed = True
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None and not sweeper.done():
+            sweeper.cancel()
+            try:
+                await sweeper
+            except asyncio.CancelledError:
+                pass
+            except RuntimeError:
+                pass  # the sweeper belonged to an event loop that is gone
+        await super().close()
+
+    def _repr_fields(self) -> Mapping[str, Any]:
+        return {
+            "entries": len(self._data),
+            "max_entries": self.max_entries,
+            "sweep_interval": self.sweep_interval,
+        }

@@ -1,0 +1,1 @@
+"""Developer tooling of the botstate monorepo (not shipped in any distribution)."""

@@ -1,0 +1,119 @@
+"""The benchmark harness behind ``hatch run bench``.
+
+Every ``bench_*.py`` module here defines ``async def run(bench: Bench) -> None``
+and calls :meth:`Bench.compare` for each case: botstate doing some work against
+the raw driver doing the same work, in the same run, interleaved round by round
+so machine noise hits both sides alike. Results are medians and ratios
+(``ratio = botstate throughput / raw throughput``), never single timings.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["Bench", "Result"]
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / ".bench"
+
+
+@dataclass
+class Result:
+    group: str
+    case: str
+    ops: int
+    rounds: int
+    ours_ops_per_s: float
+    raw_ops_per_s: float
+    ratio: float
+    target: float | None
+    note: str = ""
+
+    @property
+    def meets(self) -> bool | None:
+        return None if self.target is None else self.ratio >= self.target
+
+
+@dataclass
+class Bench:
+    """Runs comparisons and collects their results."""
+
+    rounds: int = 7
+    quick: bool = False
+    results: list[Result] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    async def compare(
+        self,
+        group: str,
+        case: str,
+        *,
+        ours: Callable[[], Awaitable[object]],
+        raw: Callable[[], Awaitable[object]],
+        ops: int,
+        target: float | None = None,
+        setup: Callable[[], Awaitable[object]] | None = None,
+        note: str = "",
+    ) -> Result:
+        """Time ``ours()`` and ``raw()`` (each doing ``ops`` operations) over several rounds.
+
+        One warm-up call of each, then ``rounds`` rounds alternating which side
+        goes first. ``setup`` runs before every timed call (untimed).
+        """
+        rounds = 3 if self.quick else self.rounds
+        ours_times: list[float] = []
+        raw_times: list[float] = []
+        for fn in (ours, raw):  # warm-up: connections, caches, prepared statements
+            if setup:
+                await setup()
+            await fn()
+        for i in range(rounds):
+            pair = [(ours, ours_times), (raw, raw_times)]
+            if i % 2:
+                pair.reverse()
+            for fn, times in pair:
+                if setup:
+                    await setup()
+                start = time.perf_counter()
+                await fn()
+                times.append(time.perf_counter() - start)
+        ours_rate = ops / statistics.median(ours_times)
+        raw_rate = ops / statistics.median(raw_times)
+        result = Result(group, case, ops, rounds, ours_rate, raw_rate, ours_rate / raw_rate, target, note)
+        self.results.append(result)
+        print(_row(result), flush=True)
+        return result
+
+    def record(self, key: str, value: object) -> None:
+        """Keep a measurement that is not a comparison (e.g. import times)."""
+        self.extra[key] = value
+
+    def write_json(self) -> Path:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        path = RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        payload = {
+            "python": sys.version.split()[0],
+            "machine": platform.machine(),
+            "results": [asdict(r) | {"meets_target": r.meets} for r in self.results],
+            "extra": self.extra,
+        }
+        path.write_text(json.dumps(payload, indent=2))
+        return path
+
+
+HEADER = f"{'group':<8} {'case':<34} {'ours ops/s':>12} {'raw ops/s':>12} {'ratio':>7} {'target':>7}"
+
+
+def _row(r: Result) -> str:
+    target = "" if r.target is None else f"≥{r.target:g}×"
+    verdict = "" if r.meets is None else ("ok" if r.meets else "BELOW")
+    return (
+        f"{r.group:<8} {r.case:<34} {r.ours_ops_per_s:>12,.0f} {r.raw_ops_per_s:>12,.0f} "
+        f"{r.ratio:>6.2f}× {target:>7} {verdict}"
+    )

@@ -1,0 +1,44 @@
+"""``python -m tooling.bench [--only NAME,...] [--quick] [--rounds N]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+
+from . import HEADER, Bench
+
+
+def main() -> int:
+    here = Path(__file__).parent
+    available = sorted(p.stem.removeprefix("bench_") for p in here.glob("bench_*.py"))
+    parser = argparse.ArgumentParser(prog="hatch run bench", description=__doc__)
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(available)}")
+    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 7")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    chosen = available if not args.only else [n.strip() for n in args.only.split(",")]
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    bench = Bench(rounds=args.rounds, quick=args.quick)
+    print("medians over rounds; ratio = botstate throughput / raw driver throughput, same run")
+    print(HEADER)
+    failed = []
+    for name in chosen:
+        module = importlib.import_module(f"tooling.bench.bench_{name}")
+        try:
+            asyncio.run(module.run(bench))
+        except Exception as err:  # report and go on with the other groups
+            failed.append(name)
+            print(f"{name:<8} FAILED: {type(err).__name__}: {err}", file=sys.stderr)
+    for key, value in bench.extra.items():
+        print(f"{key}: {value}")
+    print(f"results written to {bench.write_json()}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
