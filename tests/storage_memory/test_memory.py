@@ -1,0 +1,122 @@
+"""What is specific to the memory adapter: URL options, LRU cap, sweeper, events."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from botstate_storage_memory import DEFAULT_MAX_ENTRIES, MemoryAdapter
+
+import botstate
+from botstate import ExpiryEvent, ManualClock
+
+
+def test_url_options_and_defaults() -> None:
+    adapter = MemoryAdapter.from_url("memory://?max_entries=10&sweep_interval=0.5")
+    assert (adapter.max_entries, adapter.sweep_interval) == (10, 0.5)
+    default = MemoryAdapter.from_url("memory://")
+    assert default.max_entries == DEFAULT_MAX_ENTRIES == 100_000
+    assert MemoryAdapter.from_url(None, max_entries=3).max_entries == 3
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["memory://?max_entries=lots", "memory://?bogus=1", "memory://host", "memory://?max_entries=-1"],
+)
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(botstate.ConfigError):
+        MemoryAdapter.from_url(url)
+
+
+async def test_lru_cap_evicts_least_recently_used_with_event() -> None:
+    adapter = MemoryAdapter(max_entries=3)
+    events: list[ExpiryEvent] = []
+    adapter.on_expire(events.append)
+    for key in "abc":
+        await adapter.set(key, key.encode())
+    await adapter.get("a")  # a is now the most recently used
+    await adapter.set("d", b"d")
+    assert await adapter.get("b") is None
+    assert sorted([k async for k in adapter.scan()]) == ["a", "c", "d"]
+    assert [(e.key, e.value, e.reason) for e in events] == [("b", b"b", "evicted")]
+    await adapter.close()
+
+
+async def test_expired_entries_are_dropped_lazily_and_reported_once() -> None:
+    clock = ManualClock(100.0)
+    adapter = MemoryAdapter(clock=clock, sweep_interval=0)
+    events: list[ExpiryEvent] = []
+    adapter.on_expire(events.append)
+    await adapter.set("k", b"v", expires_at=110)
+    clock.advance(10)
+    assert await adapter.get("k") is None
+    assert adapter.sweep() == 0
+    assert [(e.key, e.value, e.reason) for e in events] == [("k", b"v", "expired")]
+    assert len(adapter) == 0
+
+
+async def test_overwritten_entry_is_not_expired_by_its_old_deadline() -> None:
+    clock = ManualClock(100.0)
+    adapter = MemoryAdapter(clock=clock, sweep_interval=0)
+    await adapter.set("k", b"old", expires_at=105)
+    await adapter.set("k", b"new", expires_at=200)
+    clock.advance(10)
+    assert adapter.sweep() == 0
+    assert await adapter.get("k") == b"new"
+
+
+async def test_sweeper_starts_lazily_and_stops_on_close() -> None:
+    adapter = MemoryAdapter(sweep_interval=0.02)
+    events: list[ExpiryEvent] = []
+
+    async def on_expire(event: ExpiryEvent) -> None:
+        events.append(event)
+
+    adapter.on_expire(on_expire)
+    assert adapter._sweeper is None
+    await adapter.set("plain", b"x")
+    assert adapter._sweeper is None
+    await adapter.set("k", b"v", expires_at=botstate.system_clock() + 0.05)
+    sweeper = adapter._sweeper
+    assert sweeper is not None and not sweeper.done()
+    await asyncio.sleep(0.2)
+    assert [e.key for e in events] == ["k"]
+    assert len(adapter) == 1
+    await adapter.set("k2", b"v", expires_at=botstate.system_clock() + 100)
+    await adapter.close()
+    assert adapter._sweeper is None and sweeper.done()
+    tasks = [t for t in asyncio.all_tasks() if t.get_name() == "botstate-memory-sweeper"]
+    assert tasks == []
+
+
+async def test_heap_does_not_grow_without_bound_on_sliding_expiry() -> None:
+    clock = ManualClock(0.0)
+    adapter = MemoryAdapter(clock=clock, sweep_interval=0)
+    for i in range(10_000):
+        await adapter.set("session", b"v", expires_at=1000.0 + i)
+    assert len(adapter._heap) <= 2 * len(adapter) + 65
+
+
+async def test_failing_callback_does_not_break_others(caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock(0.0)
+    adapter = MemoryAdapter(clock=clock, sweep_interval=0)
+    seen: list[str] = []
+
+    def broken(event: ExpiryEvent) -> None:
+        raise RuntimeError("boom")
+
+    adapter.on_expire(broken)
+    adapter.on_expire(lambda e: seen.append(e.key))
+    await adapter.set("k", b"v", expires_at=1)
+    clock.advance(2)
+    adapter.sweep()
+    assert seen == ["k"]
+    assert "boom" in caplog.text
+
+
+async def test_values_are_copied() -> None:
+    adapter = MemoryAdapter()
+    buf = bytearray(b"abc")
+    await adapter.set("k", buf)  # type: ignore[arg-type]
+    buf[0] = ord("z")
+    assert await adapter.get("k") == b"abc"
