@@ -1,0 +1,202 @@
+"""Terminal output for the CLI: plain text always works, ``rich`` is used when installed.
+
+Everything written goes through :class:`Output`, which scrubs the secrets of the
+URLs given on the command line, so a password never reaches the terminal even
+when an error message from a driver repeats it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from ..urls import REDACTED, is_secret_option, parse_url
+from ..errors import InvalidURL
+
+__all__ = ["Output", "Progress", "Secrets", "rich_available"]
+
+# Shorter secrets are not scrubbed from free text: replacing every "ab" would garble output.
+# URLs themselves are always shown through redact_url, whatever the password length.
+_MIN_SCRUB = 4
+
+
+def rich_available() -> bool:
+    """Whether the optional ``rich`` package (``pip install "botstate[cli]"``) is importable."""
+    return importlib.util.find_spec("rich") is not None
+
+
+class Secrets:
+    """Secret strings taken from the URLs on the command line, to scrub from any output."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add_url(self, url: str) -> None:
+        try:
+            parsed = parse_url(url)
+        except InvalidURL:
+            # Not parseable: still hide whatever sits between "user:" and "@".
+            _, sep, rest = url.partition("://")
+            userinfo = rest.split("/", 1)[0].rpartition("@")[0] if sep else ""
+            if ":" in userinfo:
+                self._add(userinfo.split(":", 1)[1])
+            return
+        if parsed.password:
+            self._add(parsed.password)
+        for name, value in parsed.query.items():
+            if is_secret_option(name) and value:
+                self._add(value)
+
+    def _add(self, value: str) -> None:
+        for form in (value, quote(value, safe=""), quote(value)):
+            if len(form) >= _MIN_SCRUB:
+                self._values.add(form)
+
+    def scrub(self, text: str) -> str:
+        # Longest first, so a secret that contains another is replaced whole.
+        for value in sorted(self._values, key=len, reverse=True):
+            text = text.replace(value, REDACTED)
+        return text
+
+
+class Output:
+    """Writes results to stdout and messages to stderr, as rich or plain text."""
+
+    def __init__(self, secrets: Secrets, *, use_rich: bool) -> None:
+        self.secrets = secrets
+        self.use_rich = use_rich and rich_available()
+        self.stdout: TextIO = sys.stdout
+        self.stderr: TextIO = sys.stderr
+
+    def print(self, text: str = "") -> None:
+        """A result line on stdout."""
+        print(self.secrets.scrub(text), file=self.stdout, flush=True)
+
+    def note(self, text: str) -> None:
+        """A message for the user on stderr (not part of the result)."""
+        print(self.secrets.scrub(text), file=self.stderr, flush=True)
+
+    def error(self, text: str) -> None:
+        self.note(f"botstate: error: {text}")
+
+    def table(self, headers: Sequence[str], rows: Iterable[Sequence[str]], *, title: str = "") -> None:
+        """A table on stdout; the last column may be long and is never padded."""
+        cells = [[self.secrets.scrub(c) for c in row] for row in rows]
+        if self.use_rich:
+            self._rich_table(headers, cells, title)
+            return
+        widths = [len(h) for h in headers]
+        for row in cells:
+            for i, cell in enumerate(row[:-1]):
+                widths[i] = max(widths[i], len(cell))
+        lines = [headers, ["-" * w for w in widths[:-1]] + ["-" * len(headers[-1])], *cells]
+        if title:
+            self.print(title)
+        for row in lines:
+            padded = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+            self.print("  ".join(padded).rstrip())
+
+    def _rich_table(self, headers: Sequence[str], rows: list[list[str]], title: str) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title or None, show_lines=False)
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        Console(file=self.stdout, soft_wrap=False).print(table)
+
+    def progress(self, label: str) -> Progress:
+        """A running count with rate on stderr (a rich bar, or a plain line every second)."""
+        return Progress(self, label)
+
+
+class Progress:
+    """Counts processed keys; ``update()`` after each batch, use as a context manager."""
+
+    PLAIN_INTERVAL = 1.0
+
+    def __init__(self, output: Output, label: str) -> None:
+        self.output = output
+        self.label = label
+        self.done = 0
+        self.skipped = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self._last_line = self.started
+        self._rich: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.output.use_rich:
+            from rich.console import Console
+            from rich.progress import (
+                Progress as RichProgress,
+            )
+            from rich.progress import (
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._rich = RichProgress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.completed:,.0f} keys"),
+                TextColumn("{task.fields[rate]:,.0f} keys/s"),
+                TextColumn("{task.fields[extra]}"),
+                TimeElapsedColumn(),
+                console=Console(file=self.output.stderr),
+                transient=False,
+            )
+            self._rich.__enter__()
+            self._task = self._rich.add_task(self.label, total=None, rate=0.0, extra="")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._rich is not None:
+            self._refresh_rich()
+            self._rich.__exit__(exc_type, exc, tb)
+        elif self.done or self.skipped or self.failed:
+            self.output.note(self.line())
+
+    @property
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self.started, 1e-9)
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed
+
+    def line(self) -> str:
+        return (
+            f"{self.label}: {self.done:,} keys ({self.rate:,.0f} keys/s), "
+            f"{self.skipped:,} skipped, {self.failed:,} failed, {self.elapsed:.1f}s"
+        )
+
+    def update(self, *, done: int = 0, skipped: int = 0, failed: int = 0) -> None:
+        self.done += done
+        self.skipped += skipped
+        self.failed += failed
+        if self._rich is not None:
+            self._refresh_rich()
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.PLAIN_INTERVAL:
+            self._last_line = now
+            self.output.note(self.line())
+
+    def _refresh_rich(self) -> None:
+        extra = f"{self.skipped:,} skipped, {self.failed:,} failed"
+        self._rich.update(self._task, completed=self.done, rate=self.rate, extra=extra)
