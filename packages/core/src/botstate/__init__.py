@@ -22,6 +22,7 @@ from .errors import (
     EncodeError,
     InvalidKey,
     InvalidURL,
+    MigrationError,
     PluginError,
     StorageError,
     StorageUnavailable,
@@ -30,6 +31,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .keys import MAX_KEY_BYTES, validate_key
+from .leases import Lease
 from .locks import KeyedLock
 from .registry import (
     AdapterInfo,
@@ -40,6 +42,8 @@ from .registry import (
     register_plugin,
     reset_registry,
 )
+from .scopes import chat_key, topic_key, user_in_chat_key, user_key
+from .sessions import Isolation, MultiSession, MultiSessions, Session, Sessions
 from .storage import FOREVER, TTL, Storage
 from .urls import StorageURL, coerce_options, parse_url, redact_url
 
@@ -64,10 +68,17 @@ __all__ = [
     "ExpiryEvent",
     "InvalidKey",
     "InvalidURL",
+    "Isolation",
     "JsonCodec",
     "KeyedLock",
+    "Lease",
     "ManualClock",
+    "MigrationError",
+    "MultiSession",
+    "MultiSessions",
     "PluginError",
+    "Session",
+    "Sessions",
     "Storage",
     "StorageAdapter",
     "StorageError",
@@ -79,6 +90,7 @@ __all__ = [
     "Version",
     "__version__",
     "adapters",
+    "chat_key",
     "coerce_options",
     "get_codec",
     "hookimpl",
@@ -89,5 +101,8 @@ __all__ = [
     "register_plugin",
     "reset_registry",
     "system_clock",
+    "topic_key",
+    "user_in_chat_key",
+    "user_key",
     "validate_key",
 ]

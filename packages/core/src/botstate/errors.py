@@ -13,6 +13,7 @@ no driver exception reaches the caller raw::
     ├── CodecError
     │   ├── EncodeError             a value the codec cannot encode (nothing is written)
     │   └── DecodeError             stored bytes the codec cannot decode
+    ├── MigrationError              session data newer than the code, or a migration failed
     └── StorageError
         ├── StorageUnavailable      connection refused or lost, timeout
         ├── ConflictError           an atomic update kept losing to other writers
@@ -36,6 +37,7 @@ __all__ = [
     "EncodeError",
     "InvalidKey",
     "InvalidURL",
+    "MigrationError",
     "PluginError",
     "StorageError",
     "StorageUnavailable",
@@ -86,6 +88,14 @@ class EncodeError(CodecError):
 
 class DecodeError(CodecError):
     """The stored bytes cannot be turned back into a value."""
+
+
+class MigrationError(BotstateError):
+    """Stored session data cannot be brought to the code's schema version.
+
+    Raised for data written by a newer version of the code (never silently
+    downgraded), a missing migration step, or a migration function that failed.
+    """
 
 
 class StorageError(BotstateError):

@@ -72,8 +72,23 @@ class Storage(Generic[T]):
         self._local_locks = KeyedLock()
 
     # -- helpers ----------------------------------------------------------
-    def _full(self, key: object) -> str:
+    def full_key(self, key: str) -> str:
+        """The adapter-level key for ``key``: validated, with the namespace prefix."""
         return self._prefix + validate_key(key)
+
+    _full = full_key
+
+    def expires_at(self, ttl: TTL = None) -> float | None:
+        """The absolute expiry a write with ``ttl`` gets now (``None``: never)."""
+        return self._expires_at(ttl)
+
+    def encode(self, key: str, value: T) -> bytes:
+        """Encode ``value`` with the codec; ``EncodeError`` names ``key``."""
+        return self._encode(key, value)
+
+    def decode(self, key: str, data: bytes) -> T:
+        """Decode stored bytes with the codec; ``DecodeError`` names ``key``."""
+        return self._decode(key, data)
 
     def _expires_at(self, ttl: TTL) -> float | None:
         seconds = self.default_ttl if ttl is None else _seconds(ttl)

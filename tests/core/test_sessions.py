@@ -1,0 +1,370 @@
+"""Sessions over the memory adapter: writes only on change, lazy, multi, migrations, TTL, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botstate_storage_memory import MemoryAdapter
+
+import botstate
+from botstate import (
+    ConfigError,
+    ManualClock,
+    MigrationError,
+    MultiSessions,
+    Sessions,
+    Storage,
+    UnsupportedOperation,
+    chat_key,
+    topic_key,
+    user_in_chat_key,
+    user_key,
+)
+
+
+class CountingAdapter(MemoryAdapter):
+    """The real memory adapter, counting every contract call made on it."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.calls: Counter[str] = Counter()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in {"get", "set", "delete", "has", "get_many", "set_many", "delete_many",
+                    "get_versioned", "set_if", "delete_if", "get_expiry"}:
+            object.__getattribute__(self, "calls")[name] += 1
+        return object.__getattribute__(self, name)
+
+    @property
+    def writes(self) -> int:
+        return sum(self.calls[n] for n in ("set", "delete", "set_many", "delete_many", "set_if", "delete_if"))
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(10_000.0)
+
+
+@pytest.fixture
+def adapter(clock: ManualClock) -> CountingAdapter:
+    return CountingAdapter(clock=clock, sweep_interval=0)
+
+
+@pytest.fixture
+def storage(adapter: CountingAdapter, clock: ManualClock) -> Storage[Any]:
+    return Storage(adapter, namespace="bot", clock=clock)
+
+
+async def test_untouched_initial_is_never_written(storage: Storage[Any], adapter: CountingAdapter) -> None:
+    sessions = Sessions(storage, initial=lambda: {"counter": 0})
+    async with sessions.open("chat:1") as session:
+        assert session.data == {"counter": 0}
+        assert not session.changed
+    assert adapter.calls["get"] == 1 and adapter.writes == 0
+    assert not await storage.has("chat:1")
+
+
+async def test_changed_session_is_saved_and_unchanged_costs_one_read(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
+    sessions = Sessions(storage, initial=lambda: {"counter": 0})
+    async with sessions.open("chat:1") as session:
+        session.data["counter"] += 1
+    assert adapter.writes == 1
+    adapter.calls.clear()
+    async with sessions.open("chat:1") as session:
+        assert session.data == {"counter": 1}
+        session.data["counter"] += 0  # touched, but the bytes are the same
+    assert adapter.calls == Counter({"get": 1})
+
+
+async def test_clear_and_none_delete(storage: Storage[Any]) -> None:
+    sessions: Sessions[dict[str, int]] = Sessions(storage, initial=dict)
+    for how in ("clear", "none"):
+        async with sessions.open("k") as session:
+            session.data["x"] = 1
+        assert await storage.has("k")
+        async with sessions.open("k") as session:
+            if how == "clear":
+                session.clear()
+            else:
+                session.data = None  # type: ignore[assignment]
+        assert not await storage.has("k")
+
+
+async def test_nothing_saved_when_the_handler_raises(storage: Storage[Any]) -> None:
+    sessions = Sessions(storage, initial=lambda: {"n": 0})
+    with pytest.raises(RuntimeError):
+        async with sessions.open("k") as session:
+            session.data["n"] = 99
+            raise RuntimeError("handler failed")
+    assert not await storage.has("k")
+    assert sessions.idle_locks == 0
+
+
+async def test_lazy_session_does_no_io_until_loaded(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, lazy=True, isolation="distributed")
+    async with sessions.open("k") as session:
+        assert not session.loaded
+        with pytest.raises(RuntimeError, match="load"):
+            session.data  # noqa: B018
+    assert sum(adapter.calls.values()) == 0
+    async with sessions.open("k") as session:
+        data = await session.load()
+        data["n"] += 1
+    async with sessions.open("k", lazy=False) as session:
+        assert session.data == {"n": 1}
+
+
+async def test_lazy_assignment_without_load_is_written(storage: Storage[Any], adapter: CountingAdapter) -> None:
+    sessions = Sessions(storage, lazy=True)
+    async with sessions.open("k") as session:
+        session.data = {"fresh": True}
+    assert adapter.calls["get"] == 0
+    assert (await storage.get("k"))["_d"] == {"fresh": True}
+
+
+async def test_multi_sessions_with_own_storage_key_and_initial(clock: ManualClock) -> None:
+    users: Storage[Any] = Storage(MemoryAdapter(clock=clock), namespace="users", clock=clock)
+    chats = CountingAdapter(clock=clock)
+    chat_storage: Storage[Any] = Storage(chats, namespace="chats", clock=clock)
+
+    @dataclass
+    class Update:
+        chat_id: int
+        user_id: int
+
+    multi = MultiSessions(
+        {
+            "user": Sessions(users, key=lambda u: user_key(u.user_id), initial=lambda: {"lang": "en"}),
+            "chat": Sessions(
+                chat_storage, key=lambda u: chat_key(u.chat_id), initial=lambda: {"n": 0}, lazy=True
+            ),
+        }
+    )
+    async with multi.open(Update(-5, 42)) as s:
+        s.user.data["lang"] = "de"
+        assert list(s) == ["user", "chat"]
+    assert sum(chats.calls.values()) == 0  # the lazy part was never touched
+    async with multi.open(Update(-5, 42)) as s:
+        assert s["user"].data == {"lang": "de"}
+        (await s.chat.load())["n"] += 1
+    assert (await chat_storage.get("chat:-5"))["_d"] == {"n": 1}
+    assert (await users.get("user:42"))["_d"] == {"lang": "de"}
+
+
+async def test_migrations_upgrade_old_data_in_order(storage: Storage[Any]) -> None:
+    v1 = Sessions(storage, version=1)
+    async with v1.open("k") as session:
+        session.data = {"name": "Ann Lee"}
+    v3 = Sessions(
+        storage,
+        version=3,
+        migrations={
+            2: lambda d: {"first": d["name"].split()[0], "last": d["name"].split()[1]},
+            3: lambda d: {**d, "lang": "en"},
+        },
+    )
+    async with v3.open("k") as session:
+        assert session.data == {"first": "Ann", "last": "Lee", "lang": "en"}
+    stored = await storage.get("k")
+    assert stored["_v"] == 3  # migrated data is written back even though the handler changed nothing
+    with pytest.raises(MigrationError, match="newer"):
+        async with v1.open("k"):
+            pass
+    assert (await storage.get("k"))["_v"] == 3
+
+
+async def test_migration_errors(storage: Storage[Any]) -> None:
+    async with Sessions(storage).open("k") as session:
+        session.data = {"a": 1}
+    gap = Sessions(storage, version=3, migrations={3: lambda d: d})
+    with pytest.raises(MigrationError, match="no migration to version 2"):
+        async with gap.open("k"):
+            pass
+
+    def broken(d: Any) -> Any:
+        raise KeyError("missing field")
+
+    with pytest.raises(MigrationError, match="failed"):
+        async with Sessions(storage, version=2, migrations={2: broken}).open("k"):
+            pass
+    with pytest.raises(ConfigError):
+        Sessions(storage, version=2, migrations={5: broken})
+    with pytest.raises(ConfigError):
+        Sessions(storage, version=0)
+
+
+async def test_legacy_unwrapped_data_is_version_zero_when_migration_1_exists(storage: Storage[Any]) -> None:
+    await storage.set("old", {"count": "7"})
+    sessions = Sessions(storage, version=1, migrations={1: lambda d: {"count": int(d["count"])}})
+    async with sessions.open("old") as session:
+        assert session.data == {"count": 7}
+
+
+async def test_sliding_ttl_pushes_expiry_on_each_save(storage: Storage[Any], clock: ManualClock) -> None:
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, ttl=100, sliding=True)
+    async with sessions.open("k") as s:
+        s.data["n"] += 1
+    clock.advance(60)
+    async with sessions.open("k") as s:
+        s.data["n"] += 1
+    assert await storage.ttl("k") == pytest.approx(100)
+    clock.advance(60)  # 120 s after creation: alive thanks to the second save
+    async with sessions.open("k") as s:
+        assert s.data == {"n": 2}
+    clock.advance(100)
+    async with sessions.open("k") as s:
+        assert s.data == {"n": 0}
+
+
+async def test_fixed_ttl_keeps_the_first_expiry(storage: Storage[Any], clock: ManualClock) -> None:
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, ttl=100, sliding=False)
+    async with sessions.open("k") as s:
+        s.data["n"] += 1
+    clock.advance(60)
+    async with sessions.open("k") as s:
+        s.data["n"] += 1
+    assert await storage.ttl("k") == pytest.approx(40)
+    clock.advance(41)
+    async with sessions.open("k") as s:
+        assert s.data == {"n": 0}
+
+
+async def test_on_expire_gets_key_and_last_data(adapter: CountingAdapter, clock: ManualClock) -> None:
+    storage: Storage[Any] = Storage(adapter, clock=clock)  # no namespace: lock keys must not leak
+    expired: list[tuple[str, Any]] = []
+    sessions = Sessions(
+        storage, initial=lambda: {"step": 0}, ttl=30, isolation="distributed",
+        on_expire=lambda key, data: expired.append((key, data)),
+    )
+    async with sessions.open("chat:1") as s:
+        s.data["step"] = 2
+    clock.advance(31)
+    adapter.sweep()
+    assert expired == [("chat:1", {"step": 2})]
+    sessions.close()
+
+
+async def test_on_expire_needs_expiry_events(storage: Storage[Any]) -> None:
+    class NoEvents(MemoryAdapter):
+        capabilities = frozenset({botstate.Capability.ATOMIC})
+
+    with pytest.raises(UnsupportedOperation):
+        Sessions(Storage(NoEvents()), on_expire=lambda k, v: None)
+
+
+async def test_process_isolation_200_concurrent_tasks_exact(storage: Storage[Any]) -> None:
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="process")
+
+    async def handler() -> None:
+        async with sessions.open("chat:1") as s:
+            n = s.data["n"]
+            await asyncio.sleep(0)  # give every other task the chance to interleave
+            s.data["n"] = n + 1
+
+    await asyncio.gather(*(handler() for _ in range(200)))
+    async with sessions.open("chat:1") as s:
+        assert s.data == {"n": 200}
+    assert sessions.idle_locks == 0
+
+
+async def test_without_isolation_concurrent_updates_are_lost(storage: Storage[Any]) -> None:
+    """Why isolation exists: the same handlers with isolation='none' lose updates."""
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="none")
+
+    async def handler() -> None:
+        async with sessions.open("chat:1") as s:
+            n = s.data["n"]
+            await asyncio.sleep(0)
+            s.data["n"] = n + 1
+
+    await asyncio.gather(*(handler() for _ in range(50)))
+    async with sessions.open("chat:1") as s:
+        assert s.data["n"] < 50
+
+
+async def test_distributed_isolation_on_memory_and_lease_renewal() -> None:
+    storage: Storage[Any] = Storage(MemoryAdapter(), namespace="bot")
+    # Two Sessions objects stand for two processes: they share no process lock.
+    a = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", lock_ttl=0.15)
+    b = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", lock_ttl=0.15)
+
+    async def slow(sessions: Sessions[Any]) -> None:
+        async with sessions.open("k") as s:
+            n = s.data["n"]
+            await asyncio.sleep(0.4)  # longer than the lease: renewal must keep it
+            s.data["n"] = n + 1
+
+    async def quick(sessions: Sessions[Any]) -> None:
+        async with sessions.open("k") as s:
+            n = s.data["n"]
+            await asyncio.sleep(0)
+            s.data["n"] = n + 1
+
+    await asyncio.gather(slow(a), *(quick(b if i % 2 else a) for i in range(60)))
+    async with a.open("k") as s:
+        assert s.data == {"n": 61}
+    assert [k async for k in storage.with_namespace("bot~lock").keys()] == []
+
+
+async def test_distributed_needs_atomic(storage: Storage[Any]) -> None:
+    class Plain(botstate.BaseAdapter):
+        pass
+
+    with pytest.raises(UnsupportedOperation, match="ATOMIC"):
+        Sessions(Storage(Plain()), isolation="distributed")
+    with pytest.raises(ConfigError, match="isolation"):
+        Sessions(storage, isolation="thread")  # type: ignore[arg-type]
+
+
+async def test_key_function_fixed_key_and_bad_keys(storage: Storage[Any]) -> None:
+    by_fn = Sessions(storage, key=lambda update: chat_key(update["chat"]))
+    async with by_fn.open({"chat": 7}) as s:
+        assert s.key == "chat:7"
+    fixed = Sessions(storage, key="global")
+    async with fixed.open() as s:
+        assert s.key == "global"
+    plain = Sessions(storage)
+    with pytest.raises(ConfigError, match="key"):
+        async with plain.open(123):
+            pass
+    with pytest.raises(botstate.InvalidKey):
+        async with plain.open(""):
+            pass
+
+
+def test_scope_keys() -> None:
+    assert chat_key(-100) == "chat:-100"
+    assert user_key(42) == "user:42"
+    assert user_in_chat_key(-100, 42) == "chat:-100:user:42"
+    assert topic_key(-100, 3, bot_id="b1") == "bot:b1:chat:-100:topic:3"
+    for bad in ("", "a:b", None, 1.5, True):
+        with pytest.raises(botstate.InvalidKey):
+            chat_key(bad)  # type: ignore[arg-type]
+
+
+async def test_handler_decorator_injects_the_session(storage: Storage[Any]) -> None:
+    @dataclass
+    class Chat:
+        id: int
+
+    @dataclass
+    class Update:  # the shape python-telegram-bot handlers receive
+        effective_chat: Chat
+
+    sessions = Sessions(storage, initial=lambda: {"seen": 0})
+
+    @sessions.handler(lambda update, context: chat_key(update.effective_chat.id))
+    async def on_message(update: Update, context: object, session: Any) -> int:
+        session.data["seen"] += 1
+        return int(session.data["seen"])
+
+    assert [await on_message(Update(Chat(1)), None) for _ in range(3)] == [1, 2, 3]
+    assert on_message.__name__ == "on_message"
