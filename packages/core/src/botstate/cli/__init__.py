@@ -87,7 +87,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
     _Parser.secrets = secrets
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--timeout",
         type=float,
@@ -109,7 +109,7 @@ def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
         )
         return parser
 
-    parser = _Parser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="botstate",
         description="Inspect, edit, check and copy botstate storages.",
         epilog=EPILOG,
@@ -119,7 +119,9 @@ def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
 
-    p = sub("adapters", "list installed adapters", "List installed storage adapters and broken plugins.")
+    p = sub(
+        "adapters", "list installed adapters", "List installed storage adapters and broken plugins."
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(run=cmd_adapters, is_async=False)
 
@@ -247,4 +249,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(err).__name__}: {err} (a bug: rerun with --debug and report it)"
         )
         return EXIT_FAILED
-

@@ -65,7 +65,7 @@ def capabilities_of(info: AdapterInfo) -> tuple[list[str] | None, str | None]:
         return None, info.error
     try:
         factory = info.load_factory()
-        owner = getattr(factory, "__self__", factory)
+        owner: Any = getattr(factory, "__self__", factory)
         declared = owner.capabilities
         return sorted(str(Capability(c)) for c in declared), None
     except Exception as err:  # a broken adapter module must not break the listing
@@ -108,7 +108,9 @@ def cmd_adapters(args: argparse.Namespace, ctx: Context) -> int:
         )
     broken = [r["name"] for r in rows if r["error"]]
     if broken:
-        ctx.out.note(f"botstate: warning: {len(broken)} adapter(s) cannot load: {', '.join(broken)}")
+        ctx.out.note(
+            f"botstate: warning: {len(broken)} adapter(s) cannot load: {', '.join(broken)}"
+        )
     if not rows:
         ctx.out.note("no adapters installed; try: pip install botstate-storage-memory")
     return EXIT_OK

@@ -159,7 +159,7 @@ async def _copy_batch(
     now = time.time()
     groups: dict[float | None, dict[str, bytes]] = defaultdict(dict)
     expired = 0
-    for (key, value), expires_at in zip(values.items(), expiries):
+    for (key, value), expires_at in zip(values.items(), expiries, strict=True):
         if expires_at is not None and expires_at - now < _MIN_REMAINING:
             expired += 1
             continue
@@ -172,7 +172,10 @@ async def _copy_batch(
         written = sum(len(items) for items in groups.values())
     else:
         results = await asyncio.gather(
-            *(_write_group(ctx, dst, items, expires_at, report) for expires_at, items in groups.items())
+            *(
+                _write_group(ctx, dst, items, expires_at, report)
+                for expires_at, items in groups.items()
+            )
         )
         written = sum(results)
     report.copied += written

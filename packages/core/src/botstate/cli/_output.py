@@ -7,6 +7,7 @@ when an error message from a driver repeats it.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 import time
@@ -15,8 +16,8 @@ from types import TracebackType
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from ..urls import REDACTED, is_secret_option, parse_url
 from ..errors import InvalidURL
+from ..urls import REDACTED, is_secret_option, parse_url
 
 __all__ = ["Output", "Progress", "Secrets", "rich_available"]
 
@@ -84,7 +85,9 @@ class Output:
     def error(self, text: str) -> None:
         self.note(f"botstate: error: {text}")
 
-    def table(self, headers: Sequence[str], rows: Iterable[Sequence[str]], *, title: str = "") -> None:
+    def table(
+        self, headers: Sequence[str], rows: Iterable[Sequence[str]], *, title: str = ""
+    ) -> None:
         """A table on stdout; the last column may be long and is never padded."""
         cells = [[self.secrets.scrub(c) for c in row] for row in rows]
         if self.use_rich:
@@ -94,7 +97,7 @@ class Output:
         for row in cells:
             for i, cell in enumerate(row[:-1]):
                 widths[i] = max(widths[i], len(cell))
-        lines = [headers, ["-" * w for w in widths[:-1]] + ["-" * len(headers[-1])], *cells]
+        lines = [list(headers), ["-" * w for w in widths[:-1]] + ["-" * len(headers[-1])], *cells]
         if title:
             self.print(title)
         for row in lines:
@@ -102,15 +105,14 @@ class Output:
             self.print("  ".join(padded).rstrip())
 
     def _rich_table(self, headers: Sequence[str], rows: list[list[str]], title: str) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title or None, show_lines=False)
+        # Imported by name: rich is optional, and mypy must not need it installed.
+        console = importlib.import_module("rich.console")
+        table = importlib.import_module("rich.table").Table(title=title or None, show_lines=False)
         for header in headers:
             table.add_column(header, overflow="fold")
         for row in rows:
             table.add_row(*row)
-        Console(file=self.stdout, soft_wrap=False).print(table)
+        console.Console(file=self.stdout, soft_wrap=False).print(table)
 
     def progress(self, label: str) -> Progress:
         """A running count with rate on stderr (a rich bar, or a plain line every second)."""
@@ -135,24 +137,16 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.output.use_rich:
-            from rich.console import Console
-            from rich.progress import (
-                Progress as RichProgress,
-            )
-            from rich.progress import (
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._rich = RichProgress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TextColumn("{task.completed:,.0f} keys"),
-                TextColumn("{task.fields[rate]:,.0f} keys/s"),
-                TextColumn("{task.fields[extra]}"),
-                TimeElapsedColumn(),
-                console=Console(file=self.output.stderr),
+            console = importlib.import_module("rich.console")
+            rp = importlib.import_module("rich.progress")
+            self._rich = rp.Progress(
+                rp.SpinnerColumn(),
+                rp.TextColumn("{task.description}"),
+                rp.TextColumn("{task.completed:,.0f} keys"),
+                rp.TextColumn("{task.fields[rate]:,.0f} keys/s"),
+                rp.TextColumn("{task.fields[extra]}"),
+                rp.TimeElapsedColumn(),
+                console=console.Console(file=self.output.stderr),
                 transient=False,
             )
             self._rich.__enter__()

@@ -1,0 +1,208 @@
+"""tooling/release.py, run as a script on a copy of the repo's packages (never the real files)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tooling" / "release.py"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A copy of packages/ (metadata files only) to release from."""
+    for pyproject in (ROOT / "packages").glob("*/pyproject.toml"):
+        src_dir = pyproject.parent
+        dst_dir = tmp_path / "packages" / src_dir.name
+        dst_dir.mkdir(parents=True)
+        shutil.copy(pyproject, dst_dir / "pyproject.toml")
+        if (src_dir / "CHANGELOG.md").exists():
+            shutil.copy(src_dir / "CHANGELOG.md", dst_dir / "CHANGELOG.md")
+        for about in src_dir.glob("src/*/__about__.py"):
+            target = dst_dir / about.relative_to(src_dir)
+            target.parent.mkdir(parents=True)
+            shutil.copy(about, target)
+    return tmp_path
+
+
+def release(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(repo), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def version_of(repo: Path, package: str) -> str:
+    (about,) = (repo / "packages" / package).glob("src/*/__about__.py")
+    match = re.search(r'__version__ = "([^"]+)"', about.read_text())
+    assert match
+    return match.group(1)
+
+
+def write_changelog(repo: Path, package: str, unreleased: str) -> Path:
+    path = repo / "packages" / package / "CHANGELOG.md"
+    path.write_text(
+        f"# {package}\n\n## Unreleased\n\n{unreleased}\n## 0.1.0 (2024-01-01)\n\n- First release.\n"
+    )
+    return path
+
+
+def test_the_real_repo_passes_check() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "check"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [("patch", "0.1.1"), ("minor", "0.2.0"), ("major", "1.0.0"), ("0.3.7", "0.3.7")],
+)
+def test_bump_sets_the_version_and_closes_the_changelog(
+    repo: Path, how: str, expected: str
+) -> None:
+    (about,) = (repo / "packages" / "storage-memory").glob("src/*/__about__.py")
+    about.write_text('"""Version."""\n\n__version__ = "0.1.0"\n')
+    changelog = write_changelog(repo, "storage-memory", "- Added a thing.\n- Fixed another.\n")
+    result = release(repo, "bump", "storage-memory", how, "--date", "2025-03-04")
+    assert result.returncode == 0, result.stderr
+    assert f"0.1.0 -> {expected}" in result.stdout
+    assert version_of(repo, "storage-memory") == expected
+    assert about.read_text() == f'"""Version."""\n\n__version__ = "{expected}"\n'
+    assert changelog.read_text() == (
+        "# storage-memory\n\n## Unreleased\n\n"
+        f"## {expected} (2025-03-04)\n\n- Added a thing.\n- Fixed another.\n\n"
+        "## 0.1.0 (2024-01-01)\n\n- First release.\n"
+    )
+    # Only that package changed.
+    assert version_of(repo, "core") == version_of(Path(ROOT), "core")
+
+
+def test_bump_defaults_to_today(repo: Path) -> None:
+    changelog = write_changelog(repo, "core", "- Something.\n")
+    before = version_of(repo, "core")
+    assert release(repo, "bump", "core", "patch").returncode == 0
+    # Today as seen just after the run (the bump cannot be from a later day).
+    assert f"({datetime.date.today().isoformat()})" in changelog.read_text()
+    assert version_of(repo, "core") != before
+
+
+def test_unreleased_as_the_last_section(repo: Path) -> None:
+    path = repo / "packages" / "core" / "CHANGELOG.md"
+    path.write_text("# core\n\n## Unreleased\n\n- Only change.\n")
+    assert release(repo, "bump", "core", "9.0.0", "--date", "2025-01-02").returncode == 0
+    assert (
+        path.read_text() == "# core\n\n## Unreleased\n\n## 9.0.0 (2025-01-02)\n\n- Only change.\n"
+    )
+
+
+def test_dry_run_writes_nothing(repo: Path) -> None:
+    changelog = write_changelog(repo, "storage-memory", "- Added a thing.\n")
+    before = changelog.read_text()
+    version = version_of(repo, "storage-memory")
+    result = release(repo, "bump", "storage-memory", "minor", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "dry run" in result.stdout
+    assert changelog.read_text() == before
+    assert version_of(repo, "storage-memory") == version
+
+
+def test_empty_unreleased_is_refused_unless_allowed(repo: Path) -> None:
+    changelog = write_changelog(repo, "storage-memory", "")
+    version = version_of(repo, "storage-memory")
+    refused = release(repo, "bump", "storage-memory", "patch")
+    assert refused.returncode == 1
+    assert "nothing under '## Unreleased'" in refused.stderr
+    assert version_of(repo, "storage-memory") == version
+    allowed = release(
+        repo, "bump", "storage-memory", "patch", "--allow-empty", "--date", "2025-01-02"
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert "(2025-01-02)\n\n- No user-facing changes." in changelog.read_text()
+
+
+@pytest.mark.parametrize("how", ["0.0.9", "0.1.0", "one.two", "1.2"])
+def test_a_version_that_does_not_go_up_is_refused(repo: Path, how: str) -> None:
+    write_changelog(repo, "storage-memory", "- Change.\n")
+    (about,) = (repo / "packages" / "storage-memory").glob("src/*/__about__.py")
+    about.write_text('__version__ = "0.1.0"\n')
+    result = release(repo, "bump", "storage-memory", how)
+    assert result.returncode == 1
+    assert "release: error:" in result.stderr
+    assert version_of(repo, "storage-memory") == "0.1.0"
+
+
+def test_unknown_package_names_the_known_ones(repo: Path) -> None:
+    result = release(repo, "bump", "storage-nope", "patch")
+    assert result.returncode == 1
+    assert "storage-memory" in result.stderr
+
+
+def test_check_names_an_adapter_whose_range_excludes_the_core(repo: Path) -> None:
+    assert release(repo, "check").returncode == 0
+    (about,) = (repo / "packages" / "core").glob("src/*/__about__.py")
+    about.write_text('__version__ = "0.2.0"\n')
+    result = release(repo, "check")
+    assert result.returncode == 1
+    assert "botstate-storage-memory" in result.stderr
+    assert "excludes the core's version 0.2.0" in result.stderr
+
+
+def test_check_after_widening_the_range(repo: Path) -> None:
+    (about,) = (repo / "packages" / "core").glob("src/*/__about__.py")
+    about.write_text('__version__ = "0.2.0"\n')
+    for pyproject in (repo / "packages").glob("storage-*/pyproject.toml"):
+        pyproject.write_text(
+            pyproject.read_text().replace("botstate>=0.1,<0.2", "botstate>=0.1,<0.3")
+        )
+    core_pyproject = repo / "packages" / "core" / "pyproject.toml"
+    assert release(repo, "check").returncode == 0, release(repo, "check").stderr
+    # A core extra that no longer admits the adapter's version is named too.
+    (mem_about,) = (repo / "packages" / "storage-memory").glob("src/*/__about__.py")
+    mem_about.write_text('__version__ = "0.2.0"\n')
+    result = release(repo, "check")
+    assert result.returncode == 1
+    assert "botstate[memory] requires botstate-storage-memory" in result.stderr
+    assert core_pyproject.exists()
+
+
+def test_check_flags_an_adapter_without_botstate_dependency(repo: Path) -> None:
+    pyproject = repo / "packages" / "storage-memory" / "pyproject.toml"
+    pyproject.write_text(re.sub(r'"botstate>=[^"]*"', '"something-else"', pyproject.read_text()))
+    result = release(repo, "check")
+    assert result.returncode == 1
+    assert "does not depend on botstate" in result.stderr
+
+
+def test_simple_parser_agrees_with_packaging() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from tooling.release import _load_contains, _simple_contains, split_requirement
+    finally:
+        sys.path.remove(str(ROOT))
+    contains = _load_contains()
+    cases = [
+        (">=0.1,<0.2", "0.1.0"),
+        (">=0.1,<0.2", "0.1.9"),
+        (">=0.1,<0.2", "0.2.0"),
+        (">=0.1,<0.2", "0.0.9"),
+        ("==1.0", "1.0.0"),
+        (">1.0,!=1.5.0", "1.5.0"),
+        ("<=2", "2.0.0"),
+    ]
+    for spec, version in cases:
+        assert _simple_contains(spec, version) == contains(spec, version), (spec, version)
+    assert split_requirement("botstate >= 0.1, < 0.2") == ("botstate", ">= 0.1, < 0.2")
+    assert split_requirement("Botstate_Storage.Redis[hiredis]>=0.1; python_version>'3'") == (
+        "botstate-storage-redis",
+        ">=0.1",
+    )

@@ -1,0 +1,300 @@
+"""Release helper: bump one package's version and check the core/adapter version ranges.
+
+    python tooling/release.py bump storage-redis minor          # 0.1.0 -> 0.2.0
+    python tooling/release.py bump core 0.2.0 --dry-run          # show, change nothing
+    python tooling/release.py check                              # ranges admit current versions
+
+``bump`` rewrites ``packages/<dir>/src/<pkg>/__about__.py`` and moves the notes
+under ``## Unreleased`` in ``packages/<dir>/CHANGELOG.md`` to a new
+``## X.Y.Z (YYYY-MM-DD)`` section, leaving ``## Unreleased`` empty. It refuses a
+release without notes (``--allow-empty`` overrides) and a version that does not
+go up. ``check`` fails, naming the package, when an adapter's ``botstate``
+requirement does not admit the core's version, or when a core extra does not
+admit the adapter version it names. Exit codes: 0 ok, 1 check/bump refused,
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE_DIR = "core"
+CORE_DIST = "botstate"
+
+_VERSION_LINE = re.compile(r'^(__version__\s*=\s*)(["\'])([^"\']+)\2', re.MULTILINE)
+_RELEASE = re.compile(r"^\d+\.\d+\.\d+$")
+_HEADING = re.compile(r"^## (.+?)[ \t]*$", re.MULTILINE)
+_UNRELEASED = "Unreleased"
+
+
+class ReleaseError(Exception):
+    """A bump or check that must not go ahead; the message says why."""
+
+
+# -- versions -------------------------------------------------------------
+
+
+def parse_release(text: str) -> tuple[int, int, int]:
+    if not _RELEASE.match(text):
+        raise ReleaseError(f"{text!r} is not a release version X.Y.Z")
+    major, minor, patch = (int(part) for part in text.split("."))
+    return major, minor, patch
+
+
+def next_version(current: str, how: str) -> str:
+    """``how`` is ``major``, ``minor``, ``patch`` or an explicit ``X.Y.Z`` above ``current``."""
+    major, minor, patch = parse_release(current)
+    if how == "major":
+        return f"{major + 1}.0.0"
+    if how == "minor":
+        return f"{major}.{minor + 1}.0"
+    if how == "patch":
+        return f"{major}.{minor}.{patch + 1}"
+    if parse_release(how) <= (major, minor, patch):
+        raise ReleaseError(f"new version {how} is not above the current {current}")
+    return how
+
+
+def _load_contains() -> Callable[[str, str], bool]:
+    """``contains(specifier, version)``: ``packaging`` when installed, else a small parser."""
+    try:
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import Version
+    except ImportError:
+        return _simple_contains
+
+    def contains(specifier: str, version: str) -> bool:
+        return SpecifierSet(specifier).contains(Version(version), prereleases=True)
+
+    return contains
+
+
+_OPS: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
+    ">=": lambda v, b: v >= b,
+    "<=": lambda v, b: v <= b,
+    "==": lambda v, b: v == b,
+    "!=": lambda v, b: v != b,
+    ">": lambda v, b: v > b,
+    "<": lambda v, b: v < b,
+}
+
+
+def _simple_contains(specifier: str, version: str) -> bool:
+    """Enough of PEP 440 for ``>=0.1,<0.2`` style ranges of plain release numbers."""
+
+    def key(text: str) -> tuple[int, ...]:
+        parts = [int(p) for p in text.strip().split(".")]
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return tuple(parts)
+
+    for clause in filter(None, (c.strip() for c in specifier.split(","))):
+        match = re.match(r"^(>=|<=|==|!=|>|<)\s*([\d.]+)$", clause)
+        if match is None:
+            raise ReleaseError(f"cannot read version clause {clause!r} (install packaging)")
+        if not _OPS[match.group(1)](key(version), key(match.group(2))):
+            return False
+    return True
+
+
+def split_requirement(requirement: str) -> tuple[str, str]:
+    """``"botstate>=0.1,<0.2"`` -> ``("botstate", ">=0.1,<0.2")`` (extras and markers dropped)."""
+    requirement = requirement.split(";", 1)[0].strip()
+    match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$", requirement)
+    if match is None:
+        raise ReleaseError(f"cannot read requirement {requirement!r}")
+    name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+    return name, match.group(3).strip().strip("()")
+
+
+# -- packages -------------------------------------------------------------
+
+
+@dataclass
+class Package:
+    dir: Path
+    name: str  # distribution name
+    about: Path
+    project: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        match = _VERSION_LINE.search(self.about.read_text(encoding="utf-8"))
+        if match is None:
+            raise ReleaseError(f"no __version__ = '...' line in {self.about}")
+        return match.group(3)
+
+
+def _toml() -> Any:
+    return importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+
+def load_package(root: Path, dir_name: str) -> Package:
+    directory = root / "packages" / dir_name
+    pyproject = directory / "pyproject.toml"
+    if not pyproject.is_file():
+        known = ", ".join(p.name for p in package_dirs(root))
+        raise ReleaseError(f"no package directory packages/{dir_name} (known: {known})")
+    project = _toml().loads(pyproject.read_text(encoding="utf-8"))["project"]
+    abouts = sorted((directory / "src").glob("*/__about__.py"))
+    if len(abouts) != 1:
+        raise ReleaseError(f"expected one src/<pkg>/__about__.py in packages/{dir_name}")
+    return Package(directory, project["name"], abouts[0], project)
+
+
+def package_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in (root / "packages").glob("*/pyproject.toml"))
+
+
+# -- bump -----------------------------------------------------------------
+
+
+def release_changelog(text: str, version: str, date: str, *, allow_empty: bool) -> str:
+    """Move the body of ``## Unreleased`` under a new ``## version (date)`` heading."""
+    headings = list(_HEADING.finditer(text))
+    index = next(
+        (i for i, h in enumerate(headings) if h.group(1).lower() == _UNRELEASED.lower()), None
+    )
+    if index is None:
+        raise ReleaseError("CHANGELOG.md has no '## Unreleased' section")
+    heading = headings[index]
+    for other in headings:
+        if other.group(1).split()[0] == version:
+            raise ReleaseError(f"CHANGELOG.md already has a section for {version}")
+    body_start = heading.end()
+    body_end = headings[index + 1].start() if index + 1 < len(headings) else len(text)
+    notes = text[body_start:body_end].strip("\n")
+    if not notes.strip():
+        if not allow_empty:
+            raise ReleaseError(
+                "nothing under '## Unreleased' in CHANGELOG.md: add release notes first "
+                "(or pass --allow-empty)"
+            )
+        notes = "- No user-facing changes."
+    rest = text[body_end:]
+    released = f"## {version} ({date})\n\n{notes}\n"
+    return text[:body_start] + "\n\n" + released + ("\n" + rest if rest else "")
+
+
+def bump(
+    root: Path, dir_name: str, how: str, *, dry_run: bool, date: str, allow_empty: bool
+) -> str:
+    package = load_package(root, dir_name)
+    current = package.version
+    new = next_version(current, how)
+    changelog = package.dir / "CHANGELOG.md"
+    if not changelog.is_file():
+        raise ReleaseError(f"packages/{dir_name} has no CHANGELOG.md")
+    new_changelog = release_changelog(
+        changelog.read_text(encoding="utf-8"), new, date, allow_empty=allow_empty
+    )
+    about_text = package.about.read_text(encoding="utf-8")
+    new_about = _VERSION_LINE.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{new}{m.group(2)}", about_text, 1
+    )
+    if not dry_run:
+        package.about.write_text(new_about, encoding="utf-8")
+        changelog.write_text(new_changelog, encoding="utf-8")
+    return f"{package.name}: {current} -> {new}" + (
+        " (dry run, nothing written)" if dry_run else ""
+    )
+
+
+# -- check ----------------------------------------------------------------
+
+
+def check(root: Path) -> list[str]:
+    """Return the problems found; an empty list means every range admits the current versions."""
+    contains = _load_contains()
+    core = load_package(root, CORE_DIR)
+    core_version = core.version
+    problems: list[str] = []
+    versions: dict[str, str] = {}
+    for directory in package_dirs(root):
+        if directory.name == CORE_DIR:
+            continue
+        package = load_package(root, directory.name)
+        versions[split_requirement(package.name)[0]] = package.version
+        ranges = [
+            spec
+            for name, spec in map(split_requirement, package.project.get("dependencies", []))
+            if name == CORE_DIST
+        ]
+        if not ranges:
+            problems.append(
+                f"{package.name} (packages/{directory.name}) does not depend on botstate"
+            )
+        for spec in ranges:
+            if not contains(spec, core_version):
+                problems.append(
+                    f"{package.name} (packages/{directory.name}) requires botstate{spec}, "
+                    f"which excludes the core's version {core_version}"
+                )
+    for extra, requirements in core.project.get("optional-dependencies", {}).items():
+        for requirement in requirements:
+            name, spec = split_requirement(requirement)
+            if name in versions and not contains(spec, versions[name]):
+                problems.append(
+                    f"botstate[{extra}] requires {name}{spec}, which excludes its version "
+                    f"{versions[name]} (packages/core/pyproject.toml)"
+                )
+    return problems
+
+
+# -- command line ---------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tooling/release.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("bump", help="bump one package's version and close its changelog")
+    p.add_argument("package", help="directory name under packages/, e.g. storage-redis")
+    p.add_argument("version", help="major, minor, patch or an explicit X.Y.Z")
+    p.add_argument("--dry-run", action="store_true", help="show the new version, write nothing")
+    p.add_argument("--allow-empty", action="store_true", help="release without changelog notes")
+    p.add_argument("--date", default=None, help="release date (YYYY-MM-DD, default today)")
+    commands.add_parser("check", help="check that version ranges admit the current versions")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "bump":
+            date = args.date or datetime.date.today().isoformat()
+            datetime.date.fromisoformat(date)
+            print(
+                bump(
+                    args.root,
+                    args.package,
+                    args.version,
+                    dry_run=args.dry_run,
+                    date=date,
+                    allow_empty=args.allow_empty,
+                )
+            )
+            return 0
+        problems = check(args.root)
+    except (ReleaseError, ValueError) as err:
+        print(f"release: error: {err}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"release: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print("release: every adapter's botstate range admits the core's version")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
