@@ -1,4 +1,7 @@
-"""Sessions over the memory adapter: writes only on change, lazy, multi, migrations, TTL, isolation."""
+"""Sessions over the memory adapter.
+
+Writes only on change, lazy, multi, migrations, TTL, isolation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botstate_storage_memory import MemoryAdapter
 
 import botstate
 from botstate import (
@@ -24,6 +26,7 @@ from botstate import (
     user_in_chat_key,
     user_key,
 )
+from botstate_storage_memory import MemoryAdapter
 
 
 class CountingAdapter(MemoryAdapter):
@@ -34,14 +37,28 @@ class CountingAdapter(MemoryAdapter):
         self.calls: Counter[str] = Counter()
 
     def __getattribute__(self, name: str) -> Any:
-        if name in {"get", "set", "delete", "has", "get_many", "set_many", "delete_many",
-                    "get_versioned", "set_if", "delete_if", "get_expiry"}:
+        if name in {
+            "get",
+            "set",
+            "delete",
+            "has",
+            "get_many",
+            "set_many",
+            "delete_many",
+            "get_versioned",
+            "set_if",
+            "delete_if",
+            "get_expiry",
+        }:
             object.__getattribute__(self, "calls")[name] += 1
         return object.__getattribute__(self, name)
 
     @property
     def writes(self) -> int:
-        return sum(self.calls[n] for n in ("set", "delete", "set_many", "delete_many", "set_if", "delete_if"))
+        return sum(
+            self.calls[n]
+            for n in ("set", "delete", "set_many", "delete_many", "set_if", "delete_if")
+        )
 
 
 @pytest.fixture
@@ -59,7 +76,9 @@ def storage(adapter: CountingAdapter, clock: ManualClock) -> Storage[Any]:
     return Storage(adapter, namespace="bot", clock=clock)
 
 
-async def test_untouched_initial_is_never_written(storage: Storage[Any], adapter: CountingAdapter) -> None:
+async def test_untouched_initial_is_never_written(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
     sessions = Sessions(storage, initial=lambda: {"counter": 0})
     async with sessions.open("chat:1") as session:
         assert session.data == {"counter": 0}
@@ -122,7 +141,9 @@ async def test_lazy_session_does_no_io_until_loaded(
         assert session.data == {"n": 1}
 
 
-async def test_lazy_assignment_without_load_is_written(storage: Storage[Any], adapter: CountingAdapter) -> None:
+async def test_lazy_assignment_without_load_is_written(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
     sessions = Sessions(storage, lazy=True)
     async with sessions.open("k") as session:
         session.data = {"fresh": True}
@@ -142,7 +163,9 @@ async def test_multi_sessions_with_own_storage_key_and_initial(clock: ManualCloc
 
     multi = MultiSessions(
         {
-            "user": Sessions(users, key=lambda u: user_key(u.user_id), initial=lambda: {"lang": "en"}),
+            "user": Sessions(
+                users, key=lambda u: user_key(u.user_id), initial=lambda: {"lang": "en"}
+            ),
             "chat": Sessions(
                 chat_storage, key=lambda u: chat_key(u.chat_id), initial=lambda: {"n": 0}, lazy=True
             ),
@@ -174,7 +197,9 @@ async def test_migrations_upgrade_old_data_in_order(storage: Storage[Any]) -> No
     async with v3.open("k") as session:
         assert session.data == {"first": "Ann", "last": "Lee", "lang": "en"}
     stored = await storage.get("k")
-    assert stored["_v"] == 3  # migrated data is written back even though the handler changed nothing
+    assert (
+        stored["_v"] == 3
+    )  # migrated data is written back even though the handler changed nothing
     with pytest.raises(MigrationError, match="newer"):
         async with v1.open("k"):
             pass
@@ -201,14 +226,18 @@ async def test_migration_errors(storage: Storage[Any]) -> None:
         Sessions(storage, version=0)
 
 
-async def test_legacy_unwrapped_data_is_version_zero_when_migration_1_exists(storage: Storage[Any]) -> None:
+async def test_legacy_unwrapped_data_is_version_zero_when_migration_1_exists(
+    storage: Storage[Any],
+) -> None:
     await storage.set("old", {"count": "7"})
     sessions = Sessions(storage, version=1, migrations={1: lambda d: {"count": int(d["count"])}})
     async with sessions.open("old") as session:
         assert session.data == {"count": 7}
 
 
-async def test_sliding_ttl_pushes_expiry_on_each_save(storage: Storage[Any], clock: ManualClock) -> None:
+async def test_sliding_ttl_pushes_expiry_on_each_save(
+    storage: Storage[Any], clock: ManualClock
+) -> None:
     sessions = Sessions(storage, initial=lambda: {"n": 0}, ttl=100, sliding=True)
     async with sessions.open("k") as s:
         s.data["n"] += 1
@@ -237,11 +266,16 @@ async def test_fixed_ttl_keeps_the_first_expiry(storage: Storage[Any], clock: Ma
         assert s.data == {"n": 0}
 
 
-async def test_on_expire_gets_key_and_last_data(adapter: CountingAdapter, clock: ManualClock) -> None:
+async def test_on_expire_gets_key_and_last_data(
+    adapter: CountingAdapter, clock: ManualClock
+) -> None:
     storage: Storage[Any] = Storage(adapter, clock=clock)  # no namespace: lock keys must not leak
     expired: list[tuple[str, Any]] = []
     sessions = Sessions(
-        storage, initial=lambda: {"step": 0}, ttl=30, isolation="distributed",
+        storage,
+        initial=lambda: {"step": 0},
+        ttl=30,
+        isolation="distributed",
         on_expire=lambda key, data: expired.append((key, data)),
     )
     async with sessions.open("chat:1") as s:

@@ -7,7 +7,6 @@ import math
 from datetime import timedelta
 
 import pytest
-from botstate_storage_memory import MemoryAdapter
 
 import botstate
 from botstate import (
@@ -21,6 +20,7 @@ from botstate import (
     TextCodec,
     UnsupportedOperation,
 )
+from botstate_storage_memory import MemoryAdapter
 
 
 @pytest.fixture
@@ -123,9 +123,7 @@ async def test_stored_state_cannot_be_mutated_through_returned_values(
     assert await storage.get("k") == {"items": [1]}
 
 
-async def test_default_ttl_override_and_forever(
-    adapter: MemoryAdapter, clock: ManualClock
-) -> None:
+async def test_default_ttl_override_and_forever(adapter: MemoryAdapter, clock: ManualClock) -> None:
     storage: Storage[int] = Storage(adapter, ttl=60, clock=clock)
     await storage.set("default", 1)
     await storage.set("short", 2, ttl=5)

@@ -52,7 +52,7 @@ def test_coerce_options() -> None:
     spec = {"n": int, "t": float, "on": bool, "name": str}
     got = coerce_options({"n": "3", "t": "0.5", "on": "yes", "name": "x"}, spec, adapter="a")
     assert got == {"n": 3, "t": 0.5, "on": True, "name": "x"}
-    with pytest.raises(ConfigError, match="unknown option 'bogus'.*allowed: n, name, on, t"):
+    with pytest.raises(ConfigError, match=r"unknown option 'bogus'.*allowed: n, name, on, t"):
         coerce_options({"bogus": 1}, spec, adapter="a")
     with pytest.raises(ConfigError, match="must be int"):
         coerce_options({"n": "three"}, spec, adapter="a")

@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
-from botstate_storage_memory import MemoryAdapter
 
 from botstate import StorageAdapter
 from botstate.testing import AdapterSuite
+from botstate_storage_memory import MemoryAdapter
 
 
 class TestMemoryConformance(AdapterSuite):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from botstate_storage_memory import DEFAULT_MAX_ENTRIES, MemoryAdapter
 
 import botstate
 from botstate import ExpiryEvent, ManualClock
+from botstate_storage_memory import DEFAULT_MAX_ENTRIES, MemoryAdapter
 
 
 def test_url_options_and_defaults() -> None:
@@ -21,7 +21,12 @@ def test_url_options_and_defaults() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["memory://?max_entries=lots", "memory://?bogus=1", "memory://host", "memory://?max_entries=-1"],
+    [
+        "memory://?max_entries=lots",
+        "memory://?bogus=1",
+        "memory://host",
+        "memory://?max_entries=-1",
+    ],
 )
 def test_bad_urls(url: str) -> None:
     with pytest.raises(botstate.ConfigError):

@@ -85,7 +85,9 @@ class Bench:
                 times.append(time.perf_counter() - start)
         ours_rate = ops / statistics.median(ours_times)
         raw_rate = ops / statistics.median(raw_times)
-        result = Result(group, case, ops, rounds, ours_rate, raw_rate, ours_rate / raw_rate, target, note)
+        result = Result(
+            group, case, ops, rounds, ours_rate, raw_rate, ours_rate / raw_rate, target, note
+        )
         self.results.append(result)
         print(_row(result), flush=True)
         return result
@@ -107,7 +109,9 @@ class Bench:
         return path
 
 
-HEADER = f"{'group':<8} {'case':<34} {'ours ops/s':>12} {'raw ops/s':>12} {'ratio':>7} {'target':>7}"
+HEADER = (
+    f"{'group':<8} {'case':<34} {'ours ops/s':>12} {'raw ops/s':>12} {'ratio':>7} {'target':>7}"
+)
 
 
 def _row(r: Result) -> str:

@@ -35,7 +35,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until something accepts connections on ``127.0.0.1:port``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -130,7 +130,7 @@ class StorageAdapter(Protocol):
         ...
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
-        """Delete only if the entry still has ``version``; return ``True`` if deleted. ``ATOMIC``."""
+        """Delete only if the entry still has ``version``; ``True`` if deleted. ``ATOMIC``."""
         ...
 
     def on_expire(self, callback: ExpiryCallback) -> Callable[[], None]:

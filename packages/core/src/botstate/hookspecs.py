@@ -30,4 +30,4 @@ def botstate_register_storage(register: Any) -> None:
 
 @hookspec
 def botstate_register_codecs(register: Any) -> None:
-    """Register codecs: ``register(codec)`` with an object that has ``name``, ``encode``, ``decode``."""
+    """Register codecs: ``register(codec)``; a codec has ``name``, ``encode``, ``decode``."""

@@ -75,7 +75,9 @@ class Lease:
                     self._renewer = asyncio.create_task(self._renew_forever())
                     return
             if loop.time() >= deadline:
-                raise ConflictError(f"lock {self.key!r} still held by another after {self.timeout}s")
+                raise ConflictError(
+                    f"lock {self.key!r} still held by another after {self.timeout}s"
+                )
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.1)
 

@@ -65,7 +65,9 @@ KNOWN_SCHEMES = {
 _NAME = re.compile(r"^[a-z][a-z0-9_.+-]*$")
 _STORAGE_OPTIONS = ("namespace", "ttl", "codec")
 _BUILTIN_CODECS: dict[str, Codec[Any]] = {
-    codec.name: codec for codec in (JsonCodec(), BytesCodec(), TextCodec())
+    "json": JsonCodec(),
+    "bytes": BytesCodec(),
+    "text": TextCodec(),
 }
 
 
@@ -85,7 +87,9 @@ class AdapterInfo:
     def load_factory(self) -> Callable[..., StorageAdapter]:
         """Import and return the factory; raise :class:`PluginError` if it cannot be imported."""
         if self.error is not None:
-            raise PluginError(f"storage plugin {self.plugin or self.name!r} is broken: {self.error}")
+            raise PluginError(
+                f"storage plugin {self.plugin or self.name!r} is broken: {self.error}"
+            )
         if callable(self.factory):
             return self.factory
         assert isinstance(self.factory, str)
@@ -127,9 +131,7 @@ class _Registry:
                 continue
             self.add_plugin(plugin, ep.name, dist_name, dist_version)
 
-    def add_plugin(
-        self, plugin: object, name: str, dist: str | None, version: str | None
-    ) -> None:
+    def add_plugin(self, plugin: object, name: str, dist: str | None, version: str | None) -> None:
         try:
             self.pm.register(plugin, name=name)
         except Exception as err:
@@ -167,7 +169,8 @@ class _Registry:
                 raise PluginError(f"adapter name must match {_NAME.pattern}, got {name!r}")
             if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
                 raise PluginError(
-                    f"factory of adapter {name!r} must be callable or 'module:attr', got {factory!r}"
+                    f"factory of adapter {name!r} must be callable or 'module:attr', "
+                    f"got {factory!r}"
                 )
             if isinstance(schemes, str):
                 raise PluginError(f"schemes of adapter {name!r} must be a list, not a str")
@@ -194,7 +197,10 @@ class _Registry:
             name = getattr(codec, "name", None)
             if not isinstance(name, str) or not name:
                 raise PluginError(f"codec {codec!r} has no name")
-            if not (callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None))):
+            if not (
+                callable(getattr(codec, "encode", None))
+                and callable(getattr(codec, "decode", None))
+            ):
                 raise PluginError(f"codec {name!r} needs encode() and decode()")
             if name in self.codecs:
                 raise PluginError(f"codec {name!r} is already registered")
@@ -230,7 +236,7 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
     Errors are reported like an entry-point plugin's: in :func:`adapters`.
     """
     registry = _get_registry()
-    registry.add_plugin(plugin, name or getattr(plugin, "__name__", repr(plugin)), None, None)
+    registry.add_plugin(plugin, name or str(getattr(plugin, "__name__", repr(plugin))), None, None)
 
 
 def adapters() -> list[AdapterInfo]:
@@ -267,10 +273,14 @@ def _find(name: str) -> AdapterInfo:
     allowed = _allow_list()
     if allowed is not None and name not in allowed:
         hint += f" (note: {ALLOW_ENV} limits plugins to {', '.join(sorted(allowed))})"
-    raise AdapterNotFound(f"no storage adapter named {name!r} is installed (installed: {installed}); {hint}")
+    raise AdapterNotFound(
+        f"no storage adapter named {name!r} is installed (installed: {installed}); {hint}"
+    )
 
 
-def _resolve(spec: str | Mapping[str, Any] | None, options: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+def _resolve(
+    spec: str | Mapping[str, Any] | None, options: dict[str, Any]
+) -> tuple[str, str | None, dict[str, Any]]:
     """Return ``(adapter name, url, options)`` for any accepted spec form."""
     if spec is None:
         spec = os.environ.get(STORAGE_ENV)
@@ -296,7 +306,9 @@ def _resolve(spec: str | Mapping[str, Any] | None, options: dict[str, Any]) -> t
             raise ConfigError(f"'adapter' must be a string, not {type(name).__name__}")
         return name, url, merged
     if not isinstance(spec, str):
-        raise ConfigError(f"storage spec must be a URL, a name or a mapping, not {type(spec).__name__}")
+        raise ConfigError(
+            f"storage spec must be a URL, a name or a mapping, not {type(spec).__name__}"
+        )
     if "://" in spec:
         return _name_for_url(spec), spec, dict(options)
     return spec, None, dict(options)

@@ -65,9 +65,7 @@ def user_in_chat_key(
     return _scoped([("chat", "chat_id", chat_id), ("user", "user_id", user_id)], bot_id)
 
 
-def topic_key(
-    chat_id: int | str, topic_id: int | str, *, bot_id: int | str | None = None
-) -> str:
+def topic_key(chat_id: int | str, topic_id: int | str, *, bot_id: int | str | None = None) -> str:
     """``chat:<chat_id>:topic:<topic_id>`` — one forum topic or thread.
 
     >>> topic_key(-100123, 7)

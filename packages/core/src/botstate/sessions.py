@@ -137,7 +137,9 @@ class Sessions(Generic[T]):
         lock_timeout: float = 60.0,
     ) -> None:
         if isolation not in _ISOLATIONS:
-            raise ConfigError(f"isolation must be one of {', '.join(_ISOLATIONS)}, not {isolation!r}")
+            raise ConfigError(
+                f"isolation must be one of {', '.join(_ISOLATIONS)}, not {isolation!r}"
+            )
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ConfigError(f"version must be an int >= 1, got {version!r}")
         migrations = dict(migrations or {})
@@ -181,7 +183,9 @@ class Sessions(Generic[T]):
         return target
 
     @asynccontextmanager
-    async def open(self, target: Any = None, *, lazy: bool | None = None) -> AsyncIterator[Session[T]]:
+    async def open(
+        self, target: Any = None, *, lazy: bool | None = None
+    ) -> AsyncIterator[Session[T]]:
         """Open the session of ``target`` (a key, or what the key function takes).
 
         Saves on normal exit if the data changed; saves nothing if the block raises.
@@ -326,7 +330,7 @@ class Sessions(Generic[T]):
         envelope: dict[str, Any] = {_V: self.version, _D: session._data}
         if not self.sliding and expires_at is not None:
             envelope[_E] = expires_at
-        data = self.storage.encode(session.key, envelope)  # type: ignore[arg-type]
+        data = self.storage.encode(session.key, envelope)
         if distributed:
             if not await adapter.set_if(
                 full, data, version=session._version, expires_at=expires_at
@@ -339,7 +343,9 @@ class Sessions(Generic[T]):
             await adapter.set(full, data, expires_at=expires_at)
 
     # -- expiry -----------------------------------------------------------
-    def _subscribe(self, callback: Callable[[str, T], Awaitable[None] | None]) -> Callable[[], None]:
+    def _subscribe(
+        self, callback: Callable[[str, T], Awaitable[None] | None]
+    ) -> Callable[[], None]:
         def relay(key: str, stored: Any) -> Awaitable[None] | None:
             # Only session envelopes: lock entries and foreign values are not sessions.
             if not (isinstance(stored, dict) and _V in stored and _D in stored):
@@ -399,11 +405,12 @@ class MultiSessions:
         self.parts = dict(parts)
 
     @asynccontextmanager
-    async def open(self, target: Any = None, *, lazy: bool | None = None) -> AsyncIterator[MultiSession]:
+    async def open(
+        self, target: Any = None, *, lazy: bool | None = None
+    ) -> AsyncIterator[MultiSession]:
         async with AsyncExitStack() as stack:
             opened = {
                 name: await stack.enter_async_context(part.open(target, lazy=lazy))
                 for name, part in self.parts.items()
             }
             yield MultiSession(opened)
-

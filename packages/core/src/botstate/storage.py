@@ -216,7 +216,7 @@ class Storage(Generic[T]):
                     await self.adapter.set(
                         full, self._encode(key, new), expires_at=self._expires_at(ttl)
                     )
-                return new
+                return cast("T | None", new)
         for attempt in range(self.max_retries + 1):
             current = await self.adapter.get_versioned(full)
             old = None if current is None else self._decode(key, current[0])
@@ -230,7 +230,7 @@ class Storage(Generic[T]):
                 if await self.adapter.set_if(
                     full, data, version=version, expires_at=self._expires_at(ttl)
                 ):
-                    return new
+                    return cast("T | None", new)
             # Lost the race: back off a little, with jitter, so writers spread out.
             await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
         raise ConflictError(f"update of key {key!r} lost to other writers {self.max_retries} times")

@@ -82,7 +82,7 @@ def parse_url(url: str) -> StorageURL:
     if not sep or not scheme:
         raise InvalidURL(f"not a storage URL (expected scheme://...): {_safe(url)!r}")
     scheme = scheme.lower()
-    rest, _, fragment = rest.partition("#")
+    rest = rest.partition("#")[0]
     rest, _, query_text = rest.partition("?")
     slash = rest.find("/")
     netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
@@ -156,7 +156,9 @@ def coerce_options(
     for name, value in given.items():
         if name not in spec:
             allowed = ", ".join(sorted(spec)) or "none"
-            raise ConfigError(f"unknown option {name!r} for adapter {adapter!r} (allowed: {allowed})")
+            raise ConfigError(
+                f"unknown option {name!r} for adapter {adapter!r} (allowed: {allowed})"
+            )
         kind = spec[name]
         shown = REDACTED if is_secret_option(name) else repr(value)
         try:

@@ -97,7 +97,9 @@ class MemoryAdapter(BaseAdapter):
         entry = self._data.get(key)
         if entry is None:
             return None
-        if entry.expires_at is not None and entry.expires_at <= (self.clock() if now is None else now):
+        if entry.expires_at is not None and entry.expires_at <= (
+            self.clock() if now is None else now
+        ):
             del self._data[key]
             self._emit_expiry(ExpiryEvent(key, entry.value, "expired", entry.expires_at))
             return None

@@ -13,5 +13,5 @@ def botstate_register_storage(register: Any) -> None:
         "memory",
         "botstate_storage_memory.adapter:MemoryAdapter.from_url",
         schemes=["memory"],
-        description="In-process dict with TTL, LRU cap and expiry events (not shared, not persistent)",
+        description="In-process dict: TTL, LRU cap, expiry events (not shared or persistent)",
     )

@@ -181,9 +181,7 @@ class AdapterSuite:
         assert await adapter.get_many([]) == {}
         removed = await adapter.delete_many([*list(items)[:10], ns + "missing1"])
         assert removed == 10
-        assert await adapter.get_many(list(items)[:12]) == {
-            k: items[k] for k in list(items)[10:12]
-        }
+        assert await adapter.get_many(list(items)[:12]) == {k: items[k] for k in list(items)[10:12]}
         assert await adapter.delete_many([]) == 0
 
     @asyncio_test
