@@ -1,0 +1,390 @@
+"""The SQLite adapter: one aiosqlite connection, group-committed writes, TTL purge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import aiosqlite
+
+from botstate import (
+    BaseAdapter,
+    BotstateError,
+    Capability,
+    Clock,
+    ConfigError,
+    ExpiryEvent,
+    InvalidKey,
+    StorageError,
+    StorageUnavailable,
+    ValueTooLarge,
+    Version,
+    system_clock,
+)
+
+from . import writer as w
+from .config import SqliteConfig
+from .schema import Statements, is_busy, prepare
+
+__all__ = ["SqliteAdapter"]
+
+logger = logging.getLogger("botstate.sqlite")
+
+_FILE_CAPABILITIES = frozenset(
+    {
+        Capability.BATCH,
+        Capability.SCAN,
+        Capability.ATOMIC,
+        Capability.EXPIRY_EVENTS,
+        Capability.PERSISTENT,
+        Capability.SHARED,
+    }
+)
+_MEMORY_CAPABILITIES = _FILE_CAPABILITIES - {Capability.PERSISTENT, Capability.SHARED}
+_SCAN_PAGE = 500
+_PURGE_BATCH = 1000
+_MAX_INT64 = 2**63 - 1
+SQLITE_TOOBIG = 18
+SQLITE_NOTADB = 26
+
+
+class SqliteAdapter(BaseAdapter):
+    """Entries in one table of a SQLite file, shared by every process that opens it.
+
+    >>> adapter = SqliteAdapter.from_url("sqlite:///bot.db?table=sessions")
+    >>> await adapter.set("chat:1", b"{}")
+
+    Options (URL query or keywords, see the README): ``table`` (default
+    ``botstate``), ``journal_mode`` (``WAL``), ``synchronous`` (``NORMAL``),
+    ``busy_timeout`` (seconds, 5), ``purge_interval`` (seconds, 5; 0 = only on
+    open and on :meth:`purge`), and ``clock`` for tests.
+
+    The connection opens on first use. Reads go straight to SQLite and never
+    return expired rows; writes are group-committed (see :mod:`.writer`).
+    Expired rows are deleted on open and by a background task, and each one
+    is reported once to ``on_expire`` subscribers of the process that deleted it.
+    ``transactions`` and ``writes`` count committed write batches and their ops.
+    """
+
+    capabilities = _FILE_CAPABILITIES
+
+    def __init__(self, config: SqliteConfig, *, clock: Clock = system_clock) -> None:
+        super().__init__()
+        self.config = config
+        self.clock = clock
+        if config.in_memory:
+            self.capabilities = _MEMORY_CAPABILITIES
+        self._sql = Statements.for_table(config.table)
+        self._db: aiosqlite.Connection | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._opening: asyncio.Lock | None = None
+        self._purger: asyncio.Task[None] | None = None
+        self._writer = w.GroupCommit(self._run_batch, self._wrap)
+        self.journal_mode: str | None = None
+        """The journal mode SQLite reported after opening (``None`` before)."""
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **options: Any) -> SqliteAdapter:
+        """Open from ``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite://:memory:``.
+
+        Options come from the URL query and keyword arguments (keywords win);
+        ``path=...`` may replace the URL. No I/O happens until first use.
+        """
+        clock = options.pop("clock", system_clock)
+        if not callable(clock):
+            raise ConfigError(f"clock must be a callable returning UNIX time, got {clock!r}")
+        return cls(SqliteConfig.from_options(url, options), clock=clock)
+
+    @property
+    def transactions(self) -> int:
+        """How many write transactions (group-commit batches) were committed."""
+        return self._writer.transactions
+
+    @property
+    def writes(self) -> int:
+        """How many write operations those transactions carried."""
+        return self._writer.writes
+
+    # -- connection -------------------------------------------------------
+    async def _open(self) -> aiosqlite.Connection:
+        if self._db is not None:
+            return self._db
+        if self._closed:
+            raise StorageUnavailable(f"{self!r} is closed")
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._db is None:
+                await self._connect()
+        assert self._db is not None
+        return self._db
+
+    async def _connect(self) -> None:
+        where = self._where()
+        try:
+            db = await aiosqlite.connect(
+                self.config.path, isolation_level=None, timeout=self.config.busy_timeout
+            )
+        except sqlite3.Error as err:
+            raise StorageUnavailable(f"cannot open SQLite database {where}: {err}") from err
+        try:
+            conn = db._conn
+            self.journal_mode = await db._execute(prepare, conn, self.config)  # type: ignore[no-untyped-call]
+        except BaseException as err:
+            await db.close()
+            if isinstance(err, BotstateError):
+                raise
+            if isinstance(err, sqlite3.Error):
+                raise self._wrap(err, f"open {where}") from err
+            raise
+        if self._closed:  # close() ran while we were connecting
+            await db.close()
+            raise StorageUnavailable(f"{self!r} is closed")
+        if self.journal_mode != self.config.journal_mode and not self.config.in_memory:
+            logger.warning(
+                "SQLite kept journal_mode=%s for %s (asked for %s)",
+                self.journal_mode,
+                where,
+                self.config.journal_mode,
+            )
+        self._db, self._conn = db, conn
+        try:
+            await self._purge(db)
+        except StorageError as err:  # the periodic purge will try again
+            logger.warning("purge on open of %s failed: %s", where, err)
+        if self.config.purge_interval and not self._closed:
+            self._purger = asyncio.get_running_loop().create_task(
+                self._purge_forever(), name="botstate-sqlite-purge"
+            )
+
+    def _where(self) -> str:
+        return f"{self.config.path!r} (table {self.config.table!r})"
+
+    async def _run_batch(self, ops: list[w.Op]) -> list[Any]:
+        db, conn = self._db, self._conn
+        if db is None or conn is None:
+            raise StorageUnavailable(f"{self!r} is closed")
+        # One call on aiosqlite's worker thread for the whole batch (its public
+        # API would cost a thread hop per statement).
+        results: list[Any] = await db._execute(  # type: ignore[no-untyped-call]
+            w.run_batch, conn, self._sql, ops, self.config.busy_timeout
+        )
+        return results
+
+    def _wrap(self, err: BaseException, doing: str = "write") -> BaseException:
+        """The botstate error a caller sees for a driver (or aiosqlite) exception."""
+        if isinstance(err, BotstateError):
+            return err
+        if isinstance(err, UnicodeEncodeError):
+            return InvalidKey(f"key cannot be stored as UTF-8: {err}")
+        if isinstance(err, asyncio.CancelledError):
+            return StorageUnavailable(
+                f"SQLite {doing} on {self._where()} was cancelled; it may or may not have been "
+                "committed"
+            )
+        code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+        if code == SQLITE_TOOBIG or "too big" in str(err):
+            return ValueTooLarge(f"value too large for SQLite ({doing} on {self._where()}): {err}")
+        if is_busy(err):
+            return StorageUnavailable(
+                f"SQLite {doing} on {self._where()} gave up: the database stayed locked by "
+                f"another connection for more than busy_timeout={self.config.busy_timeout:g}s"
+            )
+        if code == SQLITE_NOTADB:
+            return ConfigError(f"{self.config.path!r} is not a SQLite database: {err}")
+        if isinstance(err, ValueError) and not isinstance(err, sqlite3.Error):
+            return StorageUnavailable(f"SQLite connection to {self._where()} is closed: {err}")
+        return StorageUnavailable(f"SQLite {doing} on {self._where()} failed: {err}")
+
+    async def _fetch(self, sql: str, params: Sequence[Any], doing: str) -> list[Any]:
+        db = self._db or await self._open()
+        try:
+            return list(await db.execute_fetchall(sql, params))
+        except (sqlite3.Error, ValueError) as err:
+            raise self._wrap(err, doing) from err
+
+    async def _write(self, fn: w.OpFn, args: tuple[Any, ...], savepoint: bool = False) -> Any:
+        if self._db is None:
+            await self._open()
+        return await self._writer.submit(fn, args, savepoint)
+
+    # -- expiry -----------------------------------------------------------
+    async def purge(self) -> int:
+        """Delete expired rows now, reporting each to ``on_expire``; return how many."""
+        return await self._purge(await self._open())
+
+    async def _purge(self, db: aiosqlite.Connection) -> int:
+        removed = 0
+        while True:
+            now = self.clock()
+            if not await self._fetch(self._sql.any_expired, (now,), "purge"):
+                return removed  # a cheap read; no write lock when nothing expired
+            events = bool(self._expiry_callbacks)
+            result = await self._writer.submit(w.op_purge, (now, events, _PURGE_BATCH), True)
+            if isinstance(result, int):
+                count = result
+            else:
+                count = len(result)
+                for key, value, expires_at in result:
+                    self._emit_expiry(ExpiryEvent(key, bytes(value), "expired", expires_at))
+            removed += count
+            if count < _PURGE_BATCH:
+                return removed
+
+    async def _purge_forever(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.config.purge_interval)
+            try:
+                await self.purge()
+            except StorageError as err:
+                logger.warning("purge of expired rows in %s failed: %s", self._where(), err)
+
+    # -- the contract -----------------------------------------------------
+    async def get(self, key: str) -> bytes | None:
+        rows = await self._fetch(self._sql.get, (key, self.clock()), "get")
+        return rows[0][0] if rows else None
+
+    async def has(self, key: str) -> bool:
+        return bool(await self._fetch(self._sql.has, (key, self.clock()), "has"))
+
+    async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        await self._write(w.op_set, (key, value, expires_at))
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._write(w.op_delete, (key, self.clock())))
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, bytes] = {}
+        now = self.clock()
+        for start in range(0, len(wanted), w.CHUNK):
+            chunk = wanted[start : start + w.CHUNK]
+            rows = await self._fetch(self._sql.select_many(len(chunk)), (*chunk, now), "get_many")
+            found.update(rows)
+        return found
+
+    async def set_many(
+        self, items: Mapping[str, bytes], *, expires_at: float | None = None
+    ) -> None:
+        if items:
+            rows = [(key, value, expires_at) for key, value in items.items()]
+            await self._write(w.op_set_many, (rows,), True)
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return 0
+        return int(await self._write(w.op_delete_many, (wanted, self.clock()), True))
+
+    async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        sql = self._sql
+        upper = _upper_bound(prefix)
+        rows = await self._fetch(
+            sql.scan_first if upper is None else sql.scan_first_bounded,
+            _scan_params(prefix, upper, self.clock()),
+            "scan",
+        )
+        while True:
+            for row in rows:
+                yield row[0]
+            if len(rows) < _SCAN_PAGE:
+                return
+            # Page by key so writes between pages neither repeat nor skip keys.
+            rows = await self._fetch(
+                sql.scan_next if upper is None else sql.scan_next_bounded,
+                _scan_params(rows[-1][0], upper, self.clock()),
+                "scan",
+            )
+
+    async def get_expiry(self, key: str) -> float | None:
+        rows = await self._fetch(self._sql.get_expiry, (key, self.clock()), "get_expiry")
+        return rows[0][0] if rows else None
+
+    async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
+        rows = await self._fetch(self._sql.get_versioned, (key, self.clock()), "get_versioned")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def set_if(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        version: Version | None,
+        expires_at: float | None = None,
+    ) -> bool:
+        if version is None:
+            args: tuple[Any, ...] = (key, value, expires_at, self.clock())
+            return bool(await self._write(w.op_insert_if_absent, args))
+        if not _is_stored_version(version):
+            return False  # not a version this adapter ever handed out
+        args = (key, value, expires_at, version, self.clock())
+        return bool(await self._write(w.op_update_if_version, args))
+
+    async def delete_if(self, key: str, *, version: Version) -> bool:
+        if not _is_stored_version(version):
+            return False
+        return bool(await self._write(w.op_delete_if_version, (key, version, self.clock())))
+
+    async def close(self) -> None:
+        """Commit queued writes, stop the purge task and close the connection. Idempotent."""
+        self._closed = True
+        purger, self._purger = self._purger, None
+        if purger is not None and not purger.done():
+            purger.cancel()
+            try:
+                await purger
+            except asyncio.CancelledError:
+                pass
+            except RuntimeError:
+                pass  # the task belonged to an event loop that is gone
+        if self._opening is not None and self._opening.locked():
+            async with self._opening:
+                pass  # let a connect in progress finish (it sees _closed and closes)
+        await self._writer.drain()
+        db, self._db, self._conn = self._db, None, None
+        if db is not None:
+            try:
+                await db.close()
+            except (sqlite3.Error, ValueError) as err:
+                logger.warning("closing SQLite connection to %s failed: %s", self._where(), err)
+        await super().close()
+
+    def _repr_fields(self) -> Mapping[str, Any]:
+        return {"path": self.config.path, "table": self.config.table}
+
+
+def _is_stored_version(version: object) -> bool:
+    return (
+        isinstance(version, int)
+        and not isinstance(version, bool)
+        and (-_MAX_INT64 - 1 <= version <= _MAX_INT64)
+    )
+
+
+def _scan_params(start: str, upper: str | None, now: float) -> tuple[Any, ...]:
+    if upper is None:
+        return (start, now, _SCAN_PAGE)
+    return (start, upper, now, _SCAN_PAGE)
+
+
+def _upper_bound(prefix: str) -> str | None:
+    """The smallest string above every string starting with ``prefix`` (``None``: no bound).
+
+    SQLite compares TEXT bytewise in UTF-8, which orders like code points, so
+    ``prefix <= key < upper`` is exactly ``key.startswith(prefix)`` and uses
+    the primary key index; LIKE or GLOB wildcards never come into play.
+    """
+    chars = list(prefix)
+    while chars:
+        point = ord(chars[-1]) + 1
+        if point > 0x10FFFF:
+            chars.pop()
+            continue
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000  # surrogates cannot be stored; the next real code point
+        chars[-1] = chr(point)
+        return "".join(chars)
+    return None
