@@ -1,0 +1,120 @@
+"""Import cost: ``import botstate``, ``open_storage("memory://")`` and each adapter module.
+
+Each measurement runs in a fresh interpreter (after one warm-up run that fills
+the bytecode cache) and times the import inside the child with
+``time.perf_counter``, so interpreter start-up is not counted; the median of
+the runs is recorded. The design target is ``import botstate`` +
+``open_storage("memory://")`` in < 50 ms, with no backend driver imported until
+an adapter is used; the child reports which driver modules ``import botstate``
+pulled in (must be none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+from typing import Any
+
+from . import Bench
+
+TARGET_MS = 50.0
+# Modules that must only arrive when their adapter is opened (or the CLI is run).
+DRIVERS = ("redis", "hiredis", "aiosqlite", "boto3", "botocore", "rich", "botstate.cli")
+
+_CORE = """
+import sys, time, json
+drivers = {drivers!r}
+def loaded():
+    return sorted(
+        m for m in sys.modules
+        if m in drivers or m.split(".")[0] in drivers
+        or (m.startswith("botstate_storage_") and m.endswith(".adapter"))
+    )
+t0 = time.perf_counter()
+import botstate
+t1 = time.perf_counter()
+after_import = loaded()
+t2 = time.perf_counter()
+storage = botstate.open_storage("memory://")
+t3 = time.perf_counter()
+print(json.dumps({{"import": t1 - t0, "memory": (t1 - t0) + (t3 - t2),
+                  "after_import": after_import, "after_open": loaded()}}))
+"""
+
+_ADAPTER = """
+import importlib, json, time
+import botstate
+t0 = time.perf_counter()
+importlib.import_module({module!r})
+print(json.dumps({{"import": time.perf_counter() - t0}}))
+"""
+
+
+async def _child(code: str) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}): {err.decode()[-500:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def _median_ms(code: str, runs: int, field: str = "import") -> tuple[float, dict[str, Any]]:
+    await _child(code)  # warm-up: bytecode cache
+    results = [await _child(code) for _ in range(runs)]
+    return statistics.median(r[field] for r in results) * 1000, results[-1]
+
+
+def _adapter_modules() -> dict[str, str]:
+    import botstate
+
+    modules = {}
+    for info in botstate.adapters():
+        if info.error is None and isinstance(info.factory, str):
+            modules[info.name] = info.factory.partition(":")[0]
+    return modules
+
+
+async def run(bench: Bench) -> None:
+    runs = 3 if bench.quick else 7
+    core_code = _CORE.format(drivers=DRIVERS)
+    import_ms, last = await _median_ms(core_code, runs)
+    memory_ms, _ = await _median_ms(core_code, runs, field="memory")
+    leaked = last["after_import"]
+    verdict = "ok" if memory_ms < TARGET_MS else "ABOVE TARGET"
+    print(f"import   import botstate{'':<31} {import_ms:8.1f} ms  median of {runs}")
+    print(
+        f"import   import botstate + open_storage('memory://') {memory_ms:8.1f} ms  "
+        f"target < {TARGET_MS:g} ms  {verdict}"
+    )
+    print(
+        "import   driver modules imported by `import botstate`: "
+        + (", ".join(leaked) if leaked else "none")
+    )
+    # Opening memory:// must load its own adapter module and nothing heavier.
+    extra = [m for m in last["after_open"] if m != "botstate_storage_memory.adapter"]
+    if extra:
+        print(f"import   driver modules loaded by open_storage('memory://'): {', '.join(extra)}")
+        bench.record("driver modules loaded by open_storage('memory://')", extra)
+    bench.record("import botstate (ms, median)", round(import_ms, 2))
+    bench.record(
+        "import botstate + open_storage('memory://') (ms, median)",
+        f"{memory_ms:.2f} (target < {TARGET_MS:g} ms: {verdict})",
+    )
+    bench.record("driver modules imported by `import botstate`", leaked or "none")
+    for name, module in sorted(_adapter_modules().items()):
+        try:
+            ms, _ = await _median_ms(_ADAPTER.format(module=module), runs)
+        except RuntimeError as err:
+            print(f"import   {module}: FAILED {err}")
+            bench.record(f"import {module} after botstate (ms, median)", f"failed: {err}")
+            continue
+        print(f"import   {module} (after botstate){'':<{max(0, 28 - len(module))}} {ms:8.1f} ms")
+        bench.record(f"import {module} after botstate (ms, median)", round(ms, 2))
