@@ -109,7 +109,7 @@ async def run(bench: Bench) -> None:
         f"{memory_ms:.2f} (target < {TARGET_MS:g} ms: {verdict})",
     )
     bench.record("driver modules imported by `import botstate`", leaked or "none")
-    for name, module in sorted(_adapter_modules().items()):
+    for module in sorted(_adapter_modules().values()):
         try:
             ms, _ = await _median_ms(_ADAPTER.format(module=module), runs)
         except RuntimeError as err:
