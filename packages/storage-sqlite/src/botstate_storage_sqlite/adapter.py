@@ -202,7 +202,7 @@ class SqliteAdapter(BaseAdapter):
     async def _fetch(self, sql: str, params: Sequence[Any], doing: str) -> list[Any]:
         db = self._db or await self._open()
         try:
-            return list(await db.execute_fetchall(sql, params))
+            return await db.execute_fetchall(sql, params)  # type: ignore[return-value]
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, doing) from err
 
@@ -244,8 +244,14 @@ class SqliteAdapter(BaseAdapter):
 
     # -- the contract -----------------------------------------------------
     async def get(self, key: str) -> bytes | None:
-        rows = await self._fetch(self._sql.get, (key, self.clock()), "get")
-        return rows[0][0] if rows else None
+        db = self._db or await self._open()
+        try:  # inlined _fetch: the hottest path
+            rows = await db.execute_fetchall(self._sql.get, (key, self.clock()))
+        except (sqlite3.Error, ValueError) as err:
+            raise self._wrap(err, "get") from err
+        for row in rows:
+            return row[0]  # type: ignore[no-any-return]
+        return None
 
     async def has(self, key: str) -> bool:
         return bool(await self._fetch(self._sql.has, (key, self.clock()), "has"))
