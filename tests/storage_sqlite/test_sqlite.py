@@ -296,8 +296,14 @@ async def test_missing_directory_is_storage_unavailable(tmp_path: Path) -> None:
     await adapter.close()
 
 
-async def test_not_a_database_is_a_config_error(db_path: Path) -> None:
+@pytest.fixture
+def not_a_database(db_path: Path) -> Path:
     db_path.write_bytes(b"this is a text file, not a database" * 100)
+    return db_path
+
+
+async def test_not_a_database_is_a_config_error(not_a_database: Path) -> None:
+    db_path = not_a_database
     adapter = SqliteAdapter.from_url(f"sqlite:///{db_path}")
     with pytest.raises(ConfigError, match="not a SQLite database"):
         await adapter.set("k", b"v")
