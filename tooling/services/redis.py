@@ -150,6 +150,15 @@ class RedisCluster:
         return f"RedisCluster({self.url!r})"
 
 
+def _cluster_port() -> int:
+    # redis-server refuses cluster ports above 55535 (its bus port defaults to port + 10000)
+    for _ in range(100):
+        port = free_port()
+        if port <= 55535:
+            return port
+    raise ServiceError("found no free port <= 55535 for a cluster node")
+
+
 def start_redis_cluster(tmpdir: Path | str, *, masters: int = 3, timeout: float = 30.0) -> RedisCluster:
     """Start ``masters`` nodes, join them with ``redis-cli --cluster create``, wait for state ok."""
     cli = _binary("redis-cli")
@@ -161,8 +170,10 @@ def start_redis_cluster(tmpdir: Path | str, *, masters: int = 3, timeout: float 
             node_dir.mkdir(parents=True, exist_ok=True)
             server = RedisServer(
                 node_dir,
+                port=_cluster_port(),
                 extra_args=(
                     "--cluster-enabled", "yes",
+                    "--cluster-port", str(free_port()),
                     "--cluster-config-file", str(node_dir / "nodes.conf"),
                     "--cluster-node-timeout", "5000",
                 ),

@@ -1,0 +1,509 @@
+"""The Redis adapter: one string per entry, native PXAT expiry, Lua compare-and-set.
+
+Key layout: entry ``key`` lives in the Redis string ``<prefix><key>`` whose
+value is an 8-byte version header (big-endian, random per write) followed by
+the stored bytes. ``get`` is one ``GET``, ``get_many`` one ``MGET``, ``set``
+one ``SET ... PXAT``; ``set_if``/``delete_if`` are Lua scripts comparing the
+header (``EVALSHA``, falling back to ``EVAL`` when the script is not cached).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from botstate import (
+    BaseAdapter,
+    BotstateError,
+    Capability,
+    ConfigError,
+    StorageError,
+    StorageUnavailable,
+    Version,
+)
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from .config import RedisOptions, Target, parse_target
+from .pipeline import AutoPipeline
+
+__all__ = ["HEADER_BYTES", "RedisAdapter"]
+
+HEADER_BYTES = 8
+"""Length of the version header in front of every stored value."""
+
+SCAN_COUNT = 1000
+_T = TypeVar("_T")
+_DRIVER_ERRORS = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisClusterException,
+    OSError,
+    asyncio.TimeoutError,
+)
+# Error replies that mean "the server cannot serve now", not "this request is wrong".
+_UNAVAILABLE_REPLIES = ("LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY ")
+
+
+class _Script:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+# KEYS[1]=key  ARGV[1]=expected 8-byte header ('' = only if absent)
+# ARGV[2]=new header+value  ARGV[3]=PXAT milliseconds ('' = no expiry)
+_SET_IF = _Script(
+    """
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if cur then return 0 end
+elseif (not cur) or string.sub(cur, 1, 8) ~= ARGV[1] then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+end
+return 1
+"""
+)
+
+# KEYS[1]=key  ARGV[1]=expected 8-byte header
+_DELETE_IF = _Script(
+    """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, 8) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+)
+
+
+def _new_header() -> bytes:
+    # random.getrandbits is reseeded in forked children, so processes do not collide.
+    return random.getrandbits(64).to_bytes(HEADER_BYTES, "big")
+
+
+def _pxat(expires_at: float) -> int:
+    # PXAT must be > 0; any past time makes Redis drop the key at once.
+    return max(1, round(expires_at * 1000))
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisAdapter(BaseAdapter):
+    """Entries in Redis or Redis Cluster, shared by every process that uses the server.
+
+    >>> adapter = RedisAdapter("redis://:secret@127.0.0.1:6379/0", prefix="bot:")
+    >>> adapter = RedisAdapter(client=my_redis_client)        # not closed by us
+
+    Options (query string or keyword, defaults in :class:`RedisOptions`):
+    ``prefix`` (prepended to every key inside Redis, separate from the Storage
+    namespace), ``socket_timeout`` and ``socket_connect_timeout`` (seconds; every
+    call fails with ``StorageUnavailable`` within them when the server is gone),
+    ``max_connections``, ``autopipeline`` (standalone only: batch concurrent
+    commands into one round trip), ``health_check_interval``, ``client_name``,
+    ``db``, ``username``, ``password``, ``ssl_ca_certs``, ``ssl_cert_reqs``,
+    ``ssl_check_hostname``.
+
+    Nothing connects until the first command; a lost connection is re-opened
+    by the next command, so the same adapter works again once the server is back.
+    """
+
+    capabilities = frozenset(
+        {
+            Capability.BATCH,
+            Capability.SCAN,
+            Capability.ATOMIC,
+            Capability.PERSISTENT,
+            Capability.SHARED,
+        }
+    )
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Redis | RedisCluster | None = None,
+        close_client: bool | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        self._password: str | None = None
+        if client is not None:
+            if url is not None:
+                raise ConfigError("pass either a redis URL or an existing client, not both")
+            self.options = _options_for_client(options)
+            self._client = client
+            self._owns_client = bool(close_client)
+            self._cluster = isinstance(client, RedisCluster)
+            if not isinstance(client, (Redis, RedisCluster)):
+                raise ConfigError(
+                    f"client must be a redis.asyncio.Redis or RedisCluster, not {type(client).__name__}"
+                )
+            if _decodes_responses(client):
+                raise ConfigError("the redis client must be created with decode_responses=False")
+            self._where = "an existing client"
+        else:
+            target, self.options = parse_target(url, options)
+            self._password = target.password
+            self._client = _make_client(target, self.options)
+            self._owns_client = True if close_client is None else close_client
+            self._cluster = target.kind == "cluster"
+            self._where = target.shown
+        self.prefix = self.options.prefix
+        self._pipeline: AutoPipeline | None = None
+        if self.options.autopipeline and not self._cluster:
+            self._pipeline = AutoPipeline(self._lane_connection)
+        self._pexpiretime: bool | None = None  # unknown until first get_expiry
+        # redis-py's cluster client fails at once when a node's pool is exhausted;
+        # make callers wait for a free connection instead, as the standalone pool does.
+        self._limit = asyncio.Semaphore(self.options.max_connections) if self._cluster else None
+        # redis-py's cluster client can break connections when many commands race
+        # through its lazy first initialize(); we run it once, alone, first.
+        self._init_lock = asyncio.Lock()
+        self._cluster_ready = False
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **options: Any) -> RedisAdapter:
+        """The registered factory: ``RedisAdapter.from_url("redis://host:6379/0?prefix=bot:")``."""
+        return cls(url, **options)
+
+    @property
+    def cluster(self) -> bool:
+        """Whether this adapter talks to a Redis Cluster."""
+        return self._cluster
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The underlying redis-py client (for commands botstate does not wrap)."""
+        return self._client
+
+    @property
+    def pipeline_stats(self) -> dict[str, int]:
+        """``{"round_trips": n, "commands": m}`` sent by the auto-pipeline (zeros when off)."""
+        lane = self._pipeline
+        return {
+            "round_trips": lane.round_trips if lane else 0,
+            "commands": lane.commands if lane else 0,
+        }
+
+    # -- plumbing -----------------------------------------------------------
+    def _lane_connection(self) -> AbstractConnection:
+        assert isinstance(self._client, Redis)
+        pool = self._client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        return pool.connection_class(**kwargs)
+
+    def _error(self, err: BaseException) -> BotstateError:
+        text = f"{type(err).__name__}: {err}"
+        if self._password and self._password in text:
+            text = text.replace(self._password, "***")
+        if isinstance(err, _UNAVAILABLE) or (
+            isinstance(err, ResponseError) and str(err).startswith(_UNAVAILABLE_REPLIES)
+        ):
+            return StorageUnavailable(f"redis at {self._where} is unavailable: {text}")
+        return StorageError(f"redis at {self._where} failed: {text}")
+
+    async def _run(self, *args: Any) -> Any:
+        """One command, wrapped errors; raw replies on the auto-pipeline, parsed otherwise."""
+        try:
+            if self._pipeline is not None:
+                return await self._pipeline.execute(args)
+            if self._limit is None:
+                return await self._client.execute_command(*args)
+            return await self._in_cluster(lambda: self._client.execute_command(*args))
+        except _DRIVER_ERRORS as err:
+            raise self._error(err) from err
+
+    async def _raw(self, *args: Any) -> Any:
+        """Like :meth:`_run` but driver errors are left to the caller."""
+        if self._pipeline is not None:
+            return await self._pipeline.execute(args)
+        if self._limit is None:
+            return await self._client.execute_command(*args)
+        return await self._in_cluster(lambda: self._client.execute_command(*args))
+
+    async def _in_cluster(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``call`` once the cluster client is initialized, within ``max_connections``."""
+        assert isinstance(self._client, RedisCluster) and self._limit is not None
+        if not self._cluster_ready:
+            async with self._init_lock:
+                if not self._cluster_ready:
+                    await self._client.initialize()
+                    self._cluster_ready = True
+        async with self._limit:
+            return await call()
+
+    async def _run_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Several commands in one non-transactional pipeline (split per node in a cluster)."""
+        try:
+            if self._pipeline is not None:
+                replies = await self._pipeline.execute_many(commands)
+                for reply in replies:
+                    if isinstance(reply, ResponseError):
+                        raise reply
+                return replies
+            if isinstance(self._client, RedisCluster):
+                cluster_pipe = self._client.pipeline()
+                for command in commands:
+                    cluster_pipe.execute_command(*command)
+                return list(await self._in_cluster(cluster_pipe.execute))
+            pipe = self._client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+        except _DRIVER_ERRORS as err:
+            raise self._error(err) from err
+
+    async def _eval(self, script: _Script, key: str, *args: Any) -> Any:
+        try:
+            try:
+                return await self._raw("EVALSHA", script.sha, 1, key, *args)
+            except NoScriptError:
+                return await self._raw("EVAL", script.text, 1, key, *args)
+        except _DRIVER_ERRORS as err:
+            raise self._error(err) from err
+
+    def _value(self, key: str, raw: bytes) -> bytes:
+        if len(raw) < HEADER_BYTES:
+            raise StorageError(f"redis key {self.prefix + key!r} holds a value not written by botstate")
+        return raw[HEADER_BYTES:]
+
+    def _set_command(self, key: str, value: bytes, expires_at: float | None) -> tuple[Any, ...]:
+        data = _new_header() + value
+        if expires_at is None:
+            return ("SET", self.prefix + key, data)
+        return ("SET", self.prefix + key, data, "PXAT", _pxat(expires_at))
+
+    # -- the contract -----------------------------------------------------
+    async def get(self, key: str) -> bytes | None:
+        raw = await self._run("GET", self.prefix + key)
+        return None if raw is None else self._value(key, raw)
+
+    async def has(self, key: str) -> bool:
+        return bool(await self._run("EXISTS", self.prefix + key))
+
+    async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        await self._run(*self._set_command(key, value, expires_at))
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._run("DEL", self.prefix + key))
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        full = [self.prefix + key for key in keys]
+        if self._cluster:
+            assert isinstance(self._client, RedisCluster)
+            cluster = self._client
+            try:
+                raws = await self._in_cluster(lambda: cluster.mget_nonatomic(full))
+            except _DRIVER_ERRORS as err:
+                raise self._error(err) from err
+        else:
+            raws = await self._run("MGET", *full)
+        return {
+            key: self._value(key, raw) for key, raw in zip(keys, raws) if raw is not None
+        }
+
+    async def set_many(
+        self, items: Mapping[str, bytes], *, expires_at: float | None = None
+    ) -> None:
+        if items:
+            await self._run_many([self._set_command(k, v, expires_at) for k, v in items.items()])
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        full = list(dict.fromkeys(self.prefix + key for key in keys))
+        if not full:
+            return 0
+        if self._limit is not None:
+            try:
+                return int(await self._in_cluster(lambda: self._client.delete(*full)))
+            except _DRIVER_ERRORS as err:
+                raise self._error(err) from err
+        return int(await self._run("DEL", *full))
+
+    async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield live keys starting with ``prefix`` (SCAN MATCH, every master in a cluster).
+
+        SCAN may report a key twice; each key is yielded once. Keys written or
+        deleted during the scan may or may not be reported.
+        """
+        pattern = _escape_glob(self.prefix + prefix) + "*"
+        cut = len(self.prefix)
+        seen: set[bytes] = set()
+        try:
+            if self._limit is not None:
+                await self._in_cluster(_nothing)  # initialize the cluster client first
+            async for raw in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+                if raw in seen:
+                    continue
+                seen.add(raw)
+                yield raw.decode("utf-8", "surrogateescape")[cut:]
+        except _DRIVER_ERRORS as err:
+            raise self._error(err) from err
+
+    async def get_expiry(self, key: str) -> float | None:
+        if self._pexpiretime is not False:
+            try:
+                ms = int(await self._raw("PEXPIRETIME", self.prefix + key))
+                self._pexpiretime = True
+                return None if ms < 0 else ms / 1000
+            except ResponseError as err:
+                if self._pexpiretime or "unknown command" not in str(err).lower():
+                    raise self._error(err) from err
+                self._pexpiretime = False  # Redis < 7
+            except _DRIVER_ERRORS as err:
+                raise self._error(err) from err
+        now = time.time()
+        ms = int(await self._run("PTTL", self.prefix + key))
+        return None if ms < 0 else now + ms / 1000
+
+    async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
+        raw = await self._run("GET", self.prefix + key)
+        if raw is None:
+            return None
+        value = self._value(key, raw)
+        return value, int.from_bytes(raw[:HEADER_BYTES], "big")
+
+    async def set_if(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        version: Version | None,
+        expires_at: float | None = None,
+    ) -> bool:
+        if version is None:
+            expected = b""
+        else:
+            header = _header_of(version)
+            if header is None:
+                return False  # not a version this adapter hands out: it cannot match
+            expected = header
+        at = b"" if expires_at is None else _pxat(expires_at)
+        result = await self._eval(_SET_IF, self.prefix + key, expected, _new_header() + value, at)
+        return bool(result)
+
+    async def delete_if(self, key: str, *, version: Version) -> bool:
+        header = _header_of(version)
+        if header is None:
+            return False
+        return bool(await self._eval(_DELETE_IF, self.prefix + key, header))
+
+    async def close(self) -> None:
+        """Close our connections (and the client, if this adapter created it). Idempotent."""
+        if self._closed:
+            return
+        try:
+            if self._pipeline is not None:
+                await self._pipeline.aclose()
+            if self._owns_client:
+                await self._client.aclose()
+        except _DRIVER_ERRORS:
+            pass  # closing a connection to a dead server must not fail
+        finally:
+            await super().close()
+
+    def _repr_fields(self) -> Mapping[str, Any]:
+        return {
+            "url": self._where,
+            "prefix": self.prefix,
+            "cluster": self._cluster,
+            "autopipeline": self._pipeline is not None,
+        }
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _header_of(version: Version) -> bytes | None:
+    if isinstance(version, int) and not isinstance(version, bool) and 0 <= version < 2**64:
+        return version.to_bytes(HEADER_BYTES, "big")
+    return None
+
+
+def _options_for_client(options: dict[str, Any]) -> RedisOptions:
+    from botstate import coerce_options
+
+    allowed = {"prefix": str, "autopipeline": bool}
+    return RedisOptions(**coerce_options(options, allowed, adapter="redis (with client=)"))
+
+
+def _decodes_responses(client: Redis | RedisCluster) -> bool:
+    if isinstance(client, RedisCluster):
+        return bool(client.get_encoder().decode_responses)
+    return bool(client.connection_pool.connection_kwargs.get("decode_responses", False))
+
+
+def _make_client(target: Target, options: RedisOptions) -> Redis | RedisCluster:
+    common: dict[str, Any] = {
+        "username": target.username,
+        "password": target.password,
+        "socket_timeout": options.socket_timeout,
+        "socket_connect_timeout": options.socket_connect_timeout,
+        "health_check_interval": options.health_check_interval,
+        "max_connections": options.max_connections,
+        "client_name": options.client_name,
+        "decode_responses": False,
+        # No silent retries: a retried script could apply twice, and a caller
+        # must learn within the timeout that the server is gone.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if target.ssl:
+        common.update(
+            ssl=True,
+            ssl_ca_certs=options.ssl_ca_certs,
+            ssl_cert_reqs=options.ssl_cert_reqs,
+            ssl_check_hostname=options.ssl_check_hostname,
+        )
+    if target.kind == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in target.hosts]
+        return RedisCluster(startup_nodes=nodes, **common)
+    # A blocking pool makes callers beyond max_connections wait (up to the
+    # socket timeout) instead of failing at once.
+    max_connections = common.pop("max_connections")
+    if target.kind == "unix":
+        common.update(connection_class=UnixDomainSocketConnection, path=target.path)
+    else:
+        host, port = target.hosts[0]
+        common.update(host=host, port=port)
+        if target.ssl:
+            del common["ssl"]
+            common["connection_class"] = SSLConnection
+    pool = BlockingConnectionPool(
+        max_connections=max_connections, timeout=options.socket_timeout, db=target.db, **common
+    )
+    return Redis.from_pool(pool)

@@ -1,0 +1,169 @@
+"""Redis URLs and options: parsed and checked before any connection is made.
+
+- ``redis://[[user]:password@]host[:port][/db]``  (port 6379, db 0 by default)
+- ``rediss://...``                                  the same over TLS
+- ``unix:///path/to/redis.sock?db=0``               a local unix socket
+- ``redis+cluster://host:port,host:port,...``       Redis Cluster (startup nodes; db 0 only)
+
+Options come from the query string and/or keyword arguments (see ``OPTIONS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from botstate import ConfigError, InvalidURL, StorageURL, coerce_options, parse_url
+
+__all__ = ["DEFAULT_URL", "OPTIONS", "RedisOptions", "Target", "parse_target"]
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PORT = 6379
+SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
+
+OPTIONS: dict[str, type] = {
+    "prefix": str,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "max_connections": int,
+    "autopipeline": bool,
+    "health_check_interval": float,
+    "client_name": str,
+    "db": int,
+    "username": str,
+    "password": str,
+    "ssl_ca_certs": str,
+    "ssl_cert_reqs": str,
+    "ssl_check_hostname": bool,
+}
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """Validated adapter options with their defaults."""
+
+    prefix: str = ""
+    socket_timeout: float = 5.0
+    socket_connect_timeout: float = 5.0
+    max_connections: int = 50
+    autopipeline: bool = True
+    health_check_interval: float = 0.0
+    client_name: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
+    ssl_check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("socket_timeout", "socket_connect_timeout"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigError(f"redis option {name} must be > 0 seconds, got {value!r}")
+        if self.max_connections < 1:
+            raise ConfigError(f"redis option max_connections must be >= 1, got {self.max_connections}")
+        if self.health_check_interval < 0:
+            raise ConfigError(
+                f"redis option health_check_interval must be >= 0, got {self.health_check_interval}"
+            )
+        if self.ssl_cert_reqs not in ("required", "optional", "none"):
+            raise ConfigError(
+                "redis option ssl_cert_reqs must be one of required, optional, none; "
+                f"got {self.ssl_cert_reqs!r}"
+            )
+
+
+@dataclass(frozen=True, repr=False)
+class Target:
+    """Where to connect; ``password`` never appears in ``repr`` or ``shown``."""
+
+    kind: Literal["tcp", "unix", "cluster"]
+    hosts: tuple[tuple[str, int], ...] = ()
+    path: str = ""
+    db: int = 0
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    shown: str = ""
+
+    def __repr__(self) -> str:
+        return f"Target({self.shown!r})"
+
+
+def parse_target(url: str | None, given: dict[str, Any]) -> tuple[Target, RedisOptions]:
+    """Turn a URL plus options into a :class:`Target` and :class:`RedisOptions`.
+
+    Query options and keyword options are merged (keywords win); an unknown
+    option, a bad value or a malformed URL raises :class:`ConfigError`.
+    """
+    parsed = parse_url(url if url is not None else DEFAULT_URL)
+    if parsed.scheme not in SCHEMES:
+        raise InvalidURL(
+            f"not a redis URL: {parsed} (schemes: {', '.join(s + '://' for s in SCHEMES)})"
+        )
+    merged: dict[str, Any] = dict(parsed.query)
+    merged.update(given)
+    opts = coerce_options(merged, OPTIONS, adapter="redis")
+    username = opts.pop("username", None)
+    if username is None:
+        username = parsed.username
+    password = opts.pop("password", None)
+    if password is None:
+        password = parsed.password
+    db_option = opts.pop("db", None)
+    shown = parsed.render()  # redacted
+
+    if parsed.scheme == "unix":
+        if parsed.hosts or not parsed.path or parsed.path == "/":
+            raise InvalidURL(f"unix socket URLs look like unix:///path/to/redis.sock?db=0, not {shown}")
+        target = Target(
+            "unix", path=parsed.path, db=_db(db_option, 0, shown), username=username,
+            password=password, shown=shown,
+        )  # fmt: skip
+    elif parsed.scheme == "redis+cluster":
+        if not parsed.hosts:
+            raise InvalidURL(f"cluster URLs look like redis+cluster://host:port,host:port, not {shown}")
+        path_db = _path_db(parsed, shown)
+        if _db(db_option, path_db, shown) != 0:
+            raise InvalidURL(f"Redis Cluster has only database 0: {shown}")
+        target = Target(
+            "cluster", hosts=_hosts(parsed, shown), username=username, password=password,
+            shown=shown,
+        )  # fmt: skip
+    else:
+        if len(parsed.hosts) != 1:
+            raise InvalidURL(
+                f"{parsed.scheme}:// takes exactly one host (use redis+cluster:// for several): {shown}"
+            )
+        target = Target(
+            "tcp", hosts=_hosts(parsed, shown), db=_db(db_option, _path_db(parsed, shown), shown),
+            ssl=parsed.scheme == "rediss", username=username, password=password, shown=shown,
+        )  # fmt: skip
+    try:
+        options = RedisOptions(**opts)
+    except TypeError as err:  # pragma: no cover - OPTIONS and RedisOptions disagree
+        raise ConfigError(str(err)) from None
+    return target, options
+
+
+def _hosts(parsed: StorageURL, shown: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for host, port in parsed.hosts:
+        if not host:
+            raise InvalidURL(f"missing host in {shown}")
+        out.append((host, DEFAULT_PORT if port is None else port))
+    return tuple(out)
+
+
+def _path_db(parsed: StorageURL, shown: str) -> int:
+    text = parsed.path.strip("/")
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise InvalidURL(f"the path of a redis URL is the database number (/0), not {text!r}: {shown}")
+    return int(text)
+
+
+def _db(option: int | None, default: int, shown: str) -> int:
+    db = default if option is None else option
+    if db < 0:
+        raise InvalidURL(f"database number must be >= 0: {shown}")
+    return db

@@ -1,0 +1,18 @@
+"""botstate plugin: registers the ``redis`` adapter (imports neither redis nor the adapter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botstate import hookimpl
+
+
+@hookimpl
+def botstate_register_storage(register: Any) -> None:
+    register(
+        "redis",
+        "botstate_storage_redis.adapter:RedisAdapter.from_url",
+        schemes=["redis", "rediss", "unix", "redis+cluster"],
+        description="Redis or Redis Cluster via redis-py asyncio: native expiry, batches, "
+        "scan, Lua compare-and-set, auto-pipelining",
+    )
