@@ -19,15 +19,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
+from urllib.parse import quote
 
 import pluggy
 
 from . import hookspecs
 from .adapter import StorageAdapter
 from .codecs import BytesCodec, Codec, JsonCodec, TextCodec
-from .errors import AdapterNotFound, BotstateError, ConfigError, PluginError
+from .errors import AdapterNotFound, BotstateError, ConfigError, InvalidURL, PluginError
 from .storage import TTL, Storage
-from .urls import parse_url, redact_url
+from .urls import REDACTED, is_secret_option, parse_url, redact_url
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -95,7 +96,7 @@ class AdapterInfo:
         assert isinstance(self.factory, str)
         try:
             return _import_dotted(self.factory)  # type: ignore[no-any-return]
-        except ImportError as err:
+        except Exception as err:  # ImportError, a missing attribute, or the module's own error
             hint = self.distribution or KNOWN_DISTRIBUTIONS.get(self.name)
             fix = f"; reinstall it with: pip install {hint}" if hint else ""
             raise PluginError(
@@ -340,11 +341,41 @@ def _open(name: str, url: str | None, options: dict[str, Any]) -> StorageAdapter
     factory = info.load_factory()
     try:
         return factory(url, **options)
-    except BotstateError:
-        raise
     except Exception as err:
+        raw = str(err)
+        clean = _scrub(raw, url, options)
+        if isinstance(err, BotstateError):
+            if clean == raw:
+                raise
+            try:
+                scrubbed: BotstateError = type(err)(clean)
+            except Exception:
+                scrubbed = ConfigError(clean)
+            raise scrubbed from None  # the original still holds the secret
         shown = redact_url(url) if url else name
-        raise ConfigError(f"adapter {name!r} could not open {shown!r}: {_describe(err)}") from err
+        error = ConfigError(
+            f"adapter {name!r} could not open {shown!r}: {type(err).__name__}: {clean}"
+        )
+        if clean != raw:
+            raise error from None  # the original still holds the secret
+        raise error from err
+
+
+def _scrub(text: str, url: str | None, options: Mapping[str, Any]) -> str:
+    """Replace the URL's password and every secret option's value in ``text`` by ``***``."""
+    secrets = [str(v) for k, v in options.items() if v is not None and is_secret_option(k)]
+    if url:
+        text = text.replace(url, redact_url(url))
+        try:
+            parsed = parse_url(url)
+        except InvalidURL:
+            parsed = None
+        if parsed is not None:
+            secrets.append(parsed.password or "")
+            secrets += [v for k, v in parsed.query.items() if is_secret_option(k)]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, REDACTED).replace(quote(secret, safe=""), REDACTED)
+    return text
 
 
 def open_storage(

@@ -116,8 +116,13 @@ def _parse_host(part: str, url: str) -> tuple[str, int | None]:
         host, _, port_text = part.partition(":")
     if not port_text:
         return unquote(host), None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise InvalidURL(f"bad port {port_text!r} in {_safe(url)!r}")
+    # The port text is not echoed: with an unencoded "/", "?" or "#" in a
+    # password, what looks like host:port is really the start of the password.
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidURL(
+            f"bad host or port in {_safe(url)!r} "
+            "(percent-encode any '/', '?', '#' or '@' in the password)"
+        )
     return unquote(host), int(port_text)
 
 
@@ -133,10 +138,11 @@ def _safe(url: object) -> str:
     """Best-effort redaction of text that did not parse as a URL."""
     text = str(url)
     scheme, sep, rest = text.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        userinfo, _, tail = rest.partition("@")
-        user = userinfo.split(":", 1)[0]
-        return f"{scheme}://{user}:{REDACTED}@{tail}" if ":" in userinfo else text
+    # Hide everything between the first ":" and the last "@": a password may
+    # hold unencoded "/", "?" or "#", and over-hiding in an error message is fine.
+    colon, at = rest.find(":"), rest.rfind("@")
+    if sep and 0 <= colon < at:
+        return f"{scheme}://{rest[:colon]}:{REDACTED}@{rest[at + 1 :]}"
     return text
 
 
