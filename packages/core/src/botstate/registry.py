@@ -147,9 +147,12 @@ class _Registry:
             for impl in caller.get_hookimpls():
                 if impl.plugin_name != name:
                     continue
+                before = dict(self.adapters), dict(self.schemes), dict(self.codecs)
                 try:
                     impl.function(register=register_for(name))
                 except Exception as err:
+                    # All or nothing: a failing hook leaves none of its registrations.
+                    self.adapters, self.schemes, self.codecs = before
                     self._fail(name, dist, version, f"{hook_name} failed: {_describe(err)}")
 
     def _fail(self, name: str, dist: str | None, version: str | None, error: str) -> None:
