@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
-from botstate_storage_redis import RedisAdapter
 
 from botstate import StorageAdapter
 from botstate.testing import AdapterSuite
+from botstate_storage_redis import RedisAdapter
 
 
 class TestRedisConformance(AdapterSuite):

@@ -12,6 +12,7 @@ use ``tmpdir`` as their working directory.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -29,7 +30,9 @@ INSTALL_HINT = (
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise ServiceError(INSTALL_HINT if name == "redis-server" else f"{name} not found; {INSTALL_HINT}")
+        raise ServiceError(
+            INSTALL_HINT if name == "redis-server" else f"{name} not found; {INSTALL_HINT}"
+        )
     return path
 
 
@@ -91,7 +94,9 @@ class RedisServer:
                 self.stop()
                 # a just-killed server's port can linger for a moment: retry until the deadline
                 if time.monotonic() >= deadline:
-                    raise ServiceError(f"redis-server on port {self.port}: {err}{self._log_tail()}") from None
+                    raise ServiceError(
+                        f"redis-server on port {self.port}: {err}{self._log_tail()}"
+                    ) from None
                 time.sleep(0.1)
 
     @property
@@ -101,6 +106,7 @@ class RedisServer:
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL if it lingers)."""
         if self._proc is not None:
+            self.resume()  # a paused server would not act on SIGTERM
             stop_process(self._proc)
 
     def kill(self) -> None:
@@ -108,6 +114,16 @@ class RedisServer:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(10)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def _log_tail(self) -> str:
         log = self.tmpdir / f"redis-{self.port}.log"
@@ -159,7 +175,9 @@ def _cluster_port() -> int:
     raise ServiceError("found no free port <= 55535 for a cluster node")
 
 
-def start_redis_cluster(tmpdir: Path | str, *, masters: int = 3, timeout: float = 30.0) -> RedisCluster:
+def start_redis_cluster(
+    tmpdir: Path | str, *, masters: int = 3, timeout: float = 30.0
+) -> RedisCluster:
     """Start ``masters`` nodes, join them with ``redis-cli --cluster create``, wait for state ok."""
     cli = _binary("redis-cli")
     tmp = Path(tmpdir)

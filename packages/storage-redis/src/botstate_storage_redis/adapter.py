@@ -16,15 +16,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from botstate import (
-    BaseAdapter,
-    BotstateError,
-    Capability,
-    ConfigError,
-    StorageError,
-    StorageUnavailable,
-    Version,
-)
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import (
@@ -46,6 +37,16 @@ from redis.exceptions import (
 )
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
+)
+
+from botstate import (
+    BaseAdapter,
+    BotstateError,
+    Capability,
+    ConfigError,
+    StorageError,
+    StorageUnavailable,
+    Version,
 )
 
 from .config import RedisOptions, Target, parse_target
@@ -169,7 +170,8 @@ class RedisAdapter(BaseAdapter):
             self._cluster = isinstance(client, RedisCluster)
             if not isinstance(client, (Redis, RedisCluster)):
                 raise ConfigError(
-                    f"client must be a redis.asyncio.Redis or RedisCluster, not {type(client).__name__}"
+                    "client must be a redis.asyncio.Redis or RedisCluster, "
+                    f"not {type(client).__name__}"
                 )
             if _decodes_responses(client):
                 raise ConfigError("the redis client must be created with decode_responses=False")
@@ -297,7 +299,9 @@ class RedisAdapter(BaseAdapter):
 
     def _value(self, key: str, raw: bytes) -> bytes:
         if len(raw) < HEADER_BYTES:
-            raise StorageError(f"redis key {self.prefix + key!r} holds a value not written by botstate")
+            raise StorageError(
+                f"redis key {self.prefix + key!r} holds a value not written by botstate"
+            )
         return raw[HEADER_BYTES:]
 
     def _set_command(self, key: str, value: bytes, expires_at: float | None) -> tuple[Any, ...]:
@@ -334,7 +338,9 @@ class RedisAdapter(BaseAdapter):
         else:
             raws = await self._run("MGET", *full)
         return {
-            key: self._value(key, raw) for key, raw in zip(keys, raws) if raw is not None
+            key: self._value(key, raw)
+            for key, raw in zip(keys, raws, strict=True)
+            if raw is not None
         }
 
     async def set_many(

@@ -59,7 +59,9 @@ class RedisOptions:
             if not value > 0:
                 raise ConfigError(f"redis option {name} must be > 0 seconds, got {value!r}")
         if self.max_connections < 1:
-            raise ConfigError(f"redis option max_connections must be >= 1, got {self.max_connections}")
+            raise ConfigError(
+                f"redis option max_connections must be >= 1, got {self.max_connections}"
+            )
         if self.health_check_interval < 0:
             raise ConfigError(
                 f"redis option health_check_interval must be >= 0, got {self.health_check_interval}"
@@ -113,14 +115,18 @@ def parse_target(url: str | None, given: dict[str, Any]) -> tuple[Target, RedisO
 
     if parsed.scheme == "unix":
         if parsed.hosts or not parsed.path or parsed.path == "/":
-            raise InvalidURL(f"unix socket URLs look like unix:///path/to/redis.sock?db=0, not {shown}")
+            raise InvalidURL(
+                f"unix socket URLs look like unix:///path/to/redis.sock?db=0, not {shown}"
+            )
         target = Target(
             "unix", path=parsed.path, db=_db(db_option, 0, shown), username=username,
             password=password, shown=shown,
         )  # fmt: skip
     elif parsed.scheme == "redis+cluster":
         if not parsed.hosts:
-            raise InvalidURL(f"cluster URLs look like redis+cluster://host:port,host:port, not {shown}")
+            raise InvalidURL(
+                f"cluster URLs look like redis+cluster://host:port,host:port, not {shown}"
+            )
         path_db = _path_db(parsed, shown)
         if _db(db_option, path_db, shown) != 0:
             raise InvalidURL(f"Redis Cluster has only database 0: {shown}")
@@ -131,7 +137,8 @@ def parse_target(url: str | None, given: dict[str, Any]) -> tuple[Target, RedisO
     else:
         if len(parsed.hosts) != 1:
             raise InvalidURL(
-                f"{parsed.scheme}:// takes exactly one host (use redis+cluster:// for several): {shown}"
+                f"{parsed.scheme}:// takes exactly one host "
+                f"(use redis+cluster:// for several): {shown}"
             )
         target = Target(
             "tcp", hosts=_hosts(parsed, shown), db=_db(db_option, _path_db(parsed, shown), shown),
@@ -158,7 +165,9 @@ def _path_db(parsed: StorageURL, shown: str) -> int:
     if not text:
         return 0
     if not text.isdigit():
-        raise InvalidURL(f"the path of a redis URL is the database number (/0), not {text!r}: {shown}")
+        raise InvalidURL(
+            f"the path of a redis URL is the database number (/0), not {text!r}: {shown}"
+        )
     return int(text)
 
 

@@ -16,6 +16,7 @@ is re-opened by the next command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -79,7 +80,7 @@ class AutoPipeline:
             self._rebind(loop)
         if self._busy:
             futures = [loop.create_future() for _ in commands]
-            self._queue.extend(zip(commands, futures))
+            self._queue.extend(zip(commands, futures, strict=True))
             return list(await asyncio.gather(*futures))
         self._busy = True
         try:
@@ -106,7 +107,7 @@ class AutoPipeline:
                     if isinstance(err, asyncio.CancelledError):
                         raise
                     continue
-                for (_, future), reply in zip(batch, replies):
+                for (_, future), reply in zip(batch, replies, strict=True):
                     if not future.done():
                         future.set_result(reply)
                 # Let the callers just woken issue their next commands, so they
@@ -151,7 +152,7 @@ class AutoPipeline:
             if stale:
                 await conn.disconnect(nowait=True)
         if not conn.is_connected:
-            await conn.connect()
+            await conn.connect()  # type: ignore[no-untyped-call]  # untyped in redis-py
         return conn
 
     def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -167,10 +168,8 @@ class AutoPipeline:
         drainer, self._drainer = self._drainer, None
         if drainer is not None and not drainer.done():
             drainer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await drainer
-            except (asyncio.CancelledError, Exception):
-                pass
         conn, self._conn = self._conn, None
         if conn is not None and self._loop is asyncio.get_running_loop():
             await conn.disconnect()
