@@ -11,9 +11,9 @@ import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
 
-from botstate_storage_redis import RedisAdapter
 from redis.asyncio import ConnectionPool, Redis
 
+from botstate_storage_redis import RedisAdapter
 from tooling.services.redis import start_redis
 
 from . import Bench
