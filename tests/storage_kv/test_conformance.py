@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from botstate_storage_kv import DynamoDBAdapter
 
 from botstate import StorageAdapter
 from botstate.testing import AdapterSuite
+from botstate_storage_kv import DynamoDBAdapter
+
+TABLE = f"conformance-{uuid.uuid4().hex[:8]}"
 
 
 class TestKVConformance(AdapterSuite):
@@ -23,8 +25,8 @@ class TestKVConformance(AdapterSuite):
 
     @pytest_asyncio.fixture
     async def adapter(self) -> AsyncIterator[StorageAdapter]:
-        # A fresh table per test keeps full-table scans small; create=true makes it lazily.
-        table = f"conf-{uuid.uuid4().hex[:12]}"
-        adapter = DynamoDBAdapter.from_url(self.server.url(table))
+        # One table for the module (the suite writes under fresh key prefixes);
+        # the first adapter creates it lazily, the others find it.
+        adapter = DynamoDBAdapter.from_url(self.server.url(TABLE))
         yield adapter
         await adapter.close()

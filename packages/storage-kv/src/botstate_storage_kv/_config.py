@@ -125,18 +125,19 @@ def config_from_url(url: str | None, options: Mapping[str, Any]) -> KVConfig:
     given: dict[str, Any] = {}
     if url is not None:
         parsed = parse_url(url)
+        if parsed.username is not None or parsed.password is not None:
+            # Not echoed: the user part would be an access key id.
+            raise InvalidURL(
+                "kv URLs take no user part: pass aws_access_key_id/aws_secret_access_key "
+                "as options (or use the default credential chain)"
+            )
         if (
             parsed.scheme != "dynamodb"
-            or parsed.username is not None
-            or parsed.password is not None
             or len(parsed.hosts) > 1
             or parsed.port is not None
             or parsed.path not in ("", "/")
         ):
-            raise InvalidURL(
-                f"kv URLs look like dynamodb://TABLE?region=eu-west-1 (credentials go in "
-                f"options, not before '@'), not {parsed}"
-            )
+            raise InvalidURL(f"kv URLs look like dynamodb://TABLE?region=eu-west-1, not {parsed}")
         if parsed.host:
             given["table"] = parsed.host
         given.update(parsed.query)

@@ -92,7 +92,8 @@ class DynamoDBAdapter(BaseAdapter):
         self.table = config.table
         self._scrub = Scrubber(config.secrets)
         self._executor = ThreadPoolExecutor(
-            max_workers=config.max_pool_connections, thread_name_prefix="botstate-kv"
+            max_workers=config.max_pool_connections,
+            thread_name_prefix=f"botstate-kv:{config.table}",
         )
         self._setup_lock = threading.Lock()
         self._client: Any = None  # built on first use, in a pool thread
