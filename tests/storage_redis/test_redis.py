@@ -1,0 +1,433 @@
+"""Redis-specific behaviour: URLs, options, secrets, layout, auto-pipelining, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+import botstate
+from botstate import ConfigError, InvalidURL, Storage, StorageError, StorageUnavailable
+from botstate_storage_redis import HEADER_BYTES, RedisAdapter
+from tooling.services.redis import RedisServer, start_redis
+
+SECRET = "s3cr3t-pw"
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest_asyncio.fixture
+async def adapter(redis_server: Any, prefix: str) -> AsyncIterator[RedisAdapter]:
+    adapter = RedisAdapter(redis_server.url, prefix=prefix)
+    yield adapter
+    await adapter.close()
+
+
+@pytest_asyncio.fixture
+async def raw(redis_server: Any) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+# -- URLs and options -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "cluster"),
+    [
+        ("redis://127.0.0.1:6379/0", False),
+        ("redis://127.0.0.1", False),
+        ("redis://user:pw@127.0.0.1:6379/3", False),
+        ("rediss://:pw@example.invalid:6380/0?ssl_cert_reqs=none", False),
+        ("unix:///tmp/redis.sock?db=2", False),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", True),
+    ],
+)
+def test_url_forms_open_without_io(url: str, cluster: bool) -> None:
+    adapter = RedisAdapter.from_url(url)
+    assert adapter.cluster is cluster
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("redis://127.0.0.1/0?bogus=1", {}),
+        ("redis://127.0.0.1/0", {"nope": 1}),
+        ("redis://127.0.0.1/0?socket_timeout=0", {}),
+        ("redis://127.0.0.1/0?socket_timeout=soon", {}),
+        ("redis://127.0.0.1/0", {"socket_connect_timeout": -1}),
+        ("redis://127.0.0.1/0?max_connections=0", {}),
+        ("redis://127.0.0.1/0?autopipeline=maybe", {}),
+        ("redis://127.0.0.1/0?health_check_interval=-1", {}),
+        ("redis://127.0.0.1/0?ssl_cert_reqs=sometimes", {}),
+        ("redis://127.0.0.1:99999/0", {}),
+        ("redis://127.0.0.1/zero", {}),
+        ("redis://127.0.0.1:1,127.0.0.1:2/0", {}),
+        ("redis+cluster://127.0.0.1:7000/1", {}),
+        ("redis+cluster://", {}),
+        ("unix://", {}),
+        ("unix://host/path.sock", {}),
+        ("memcached://127.0.0.1", {}),
+    ],
+)
+def test_bad_urls_and_options_raise_config_error(url: str, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        RedisAdapter.from_url(url, **options)
+
+
+def test_options_from_query_and_keywords() -> None:
+    adapter = RedisAdapter.from_url(
+        "redis://127.0.0.1/0?socket_timeout=2.5&autopipeline=false&prefix=bot:", max_connections=7
+    )
+    assert adapter.options.socket_timeout == 2.5
+    assert adapter.options.max_connections == 7
+    assert adapter.prefix == "bot:"
+    assert "autopipeline=False" in repr(adapter)
+
+
+def test_password_never_shown() -> None:
+    adapter = RedisAdapter.from_url(f"redis://ann:{SECRET}@127.0.0.1:6379/0")
+    assert SECRET not in repr(adapter) and SECRET not in str(adapter)
+    storage = botstate.open_storage(f"redis://ann:{SECRET}@127.0.0.1:6379/0?prefix=x")
+    assert SECRET not in repr(storage)
+    with pytest.raises(ConfigError) as info:
+        RedisAdapter.from_url(f"redis://ann:{SECRET}@127.0.0.1:6379/0?bad=1")
+    assert SECRET not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        RedisAdapter.from_url(f"redis://ann:{SECRET}@127.0.0.1:6379/x")
+    assert SECRET not in str(info.value)
+
+
+def test_registered_with_schemes_and_plugin_imports_no_driver() -> None:
+    info = {a.name: a for a in botstate.adapters()}["redis"]
+    assert set(info.schemes) == {"redis", "rediss", "unix", "redis+cluster"}
+    code = (
+        "import sys, botstate; botstate.adapters(); "
+        "botstate.open_storage('redis://127.0.0.1:1/0') if False else None; "
+        "print('redis' in sys.modules, 'botstate_storage_redis.adapter' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.asyncio
+async def test_open_storage_by_url(redis_server: Any, prefix: str) -> None:
+    storage = botstate.open_storage(redis_server.url + f"?prefix={prefix}", namespace="bot")
+    try:
+        await storage.set("user:1", {"name": "Ann"}, ttl=60)
+        assert await storage.get("user:1") == {"name": "Ann"}
+        assert [k async for k in storage.keys()] == ["user:1"]
+    finally:
+        await storage.close()
+
+
+@pytest.mark.asyncio
+async def test_password_auth_and_wrong_password(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, extra_args=("--requirepass", SECRET)).start()
+    try:
+        good = RedisAdapter(f"redis://:{SECRET}@127.0.0.1:{server.port}/0")
+        await good.set("k", b"v")
+        assert await good.get("k") == b"v"
+        await good.close()
+        for url in (
+            f"redis://:wrong-{SECRET}@127.0.0.1:{server.port}/0",
+            f"redis://127.0.0.1:{server.port}/0",
+        ):
+            bad = RedisAdapter(url)
+            with pytest.raises(StorageUnavailable) as info:
+                await bad.get("k")
+            assert SECRET not in str(info.value)
+            await bad.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_unix_socket(tmp_path: Path) -> None:
+    server = start_redis(tmp_path, unixsocket=True)
+    try:
+        assert server.unix_url is not None
+        adapter = RedisAdapter(server.unix_url.replace("db=0", "db=3"))
+        await adapter.set("k", b"over unix")
+        assert await adapter.get("k") == b"over unix"
+        probe = Redis(host="127.0.0.1", port=server.port, db=3)
+        assert (await probe.get("k"))[HEADER_BYTES:] == b"over unix"
+        await probe.aclose()
+        await adapter.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="openssl CLI needed to make a test cert"
+)
+async def test_rediss_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a cert: {made.stderr[-200:]!r}")
+    server = RedisServer(tmp_path)
+    server.extra_args = (
+        "--port", "0", "--tls-port", str(server.port), "--tls-cert-file", str(cert),
+        "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+    )  # fmt: skip
+    server.start()
+    try:
+        adapter = RedisAdapter(f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={cert}")
+        await adapter.set("k", b"over tls")
+        assert await adapter.get("k") == b"over tls"
+        await adapter.close()
+        untrusted = RedisAdapter(f"rediss://127.0.0.1:{server.port}/0", socket_timeout=2)
+        with pytest.raises(StorageUnavailable):
+            await untrusted.get("k")  # self-signed cert not in the default trust store
+        await untrusted.close()
+        plain = RedisAdapter(f"redis://127.0.0.1:{server.port}/0", socket_timeout=1)
+        with pytest.raises(StorageUnavailable):
+            await plain.get("k")
+        await plain.close()
+    finally:
+        server.stop()
+
+
+# -- layout, expiry, scan -------------------------------------------------------
+@pytest.mark.asyncio
+async def test_key_layout(adapter: RedisAdapter, raw: Redis, prefix: str) -> None:
+    await adapter.set("chat:1", b"hello")
+    stored = await raw.get(prefix + "chat:1")
+    assert stored is not None and len(stored) == HEADER_BYTES + 5 and stored.endswith(b"hello")
+    got = await adapter.get_versioned("chat:1")
+    assert got is not None and got[1] == int.from_bytes(stored[:HEADER_BYTES], "big")
+    assert await raw.exists("chat:1") == 0  # the prefix is always applied
+
+
+@pytest.mark.asyncio
+async def test_foreign_values_are_errors_not_missing(
+    adapter: RedisAdapter, raw: Redis, prefix: str
+) -> None:
+    await raw.set(prefix + "short", b"abc")
+    await raw.hset(prefix + "hash", "f", "v")
+    with pytest.raises(StorageError):
+        await adapter.get("short")
+    with pytest.raises(StorageError):
+        await adapter.get("hash")
+    with pytest.raises(StorageError):
+        await adapter.get_many(["hash", "short"])
+
+
+@pytest.mark.asyncio
+async def test_millisecond_expiry(adapter: RedisAdapter) -> None:
+    at = time.time() + 0.3
+    await adapter.set("k", b"v", expires_at=at)
+    await adapter.set_many({"m": b"v"}, expires_at=at)
+    expiry = await adapter.get_expiry("k")
+    assert expiry is not None and abs(expiry - at) <= 0.002
+    await asyncio.sleep(max(0.0, at - time.time()) - 0.1)
+    assert await adapter.get("k") == b"v"
+    await asyncio.sleep(max(0.0, at - time.time()) + 0.05)
+    assert await adapter.get("k") is None
+    assert await adapter.get_many(["k", "m"]) == {}
+
+
+@pytest.mark.asyncio
+async def test_scan_many_keys_with_glob_characters(redis_server: Any, raw: Redis) -> None:
+    prefix = f"g*?[x]\\{uuid.uuid4().hex[:6]}:"
+    adapter = RedisAdapter(redis_server.url, prefix=prefix)
+    try:
+        mine = {f"u*{i}?[a]\\": b"1" for i in range(1500)}
+        mine.update({f"v{i}": b"1" for i in range(1500)})
+        await adapter.set_many(mine)
+        # Lookalikes the patterns would match if glob characters were not escaped.
+        await raw.set(prefix.replace("*", "Z") + "u*1?[a]\\", b"x" * 9)
+        await raw.set(prefix + "uX1?[a]\\", b"x" * 9)
+        found = [k async for k in adapter.scan("")]
+        assert len(found) == len(set(found)) == 3001
+        stars = [k async for k in adapter.scan("u*")]
+        assert sorted(stars) == sorted(k for k in mine if k.startswith("u*"))
+        assert [k async for k in adapter.scan("u*1?[a]\\")] == ["u*1?[a]\\"]
+    finally:
+        await adapter.close()
+
+
+# -- auto-pipelining ----------------------------------------------------------
+@pytest.mark.asyncio
+async def test_concurrent_commands_share_round_trips(adapter: RedisAdapter, raw: Redis) -> None:
+    await adapter.set_many({f"k{i}": str(i).encode() for i in range(200)})
+    before = adapter.pipeline_stats
+    clients_before = (await raw.info("clients"))["connected_clients"]
+    results = await asyncio.gather(*(adapter.get(f"k{i}") for i in range(200)))
+    assert results == [str(i).encode() for i in range(200)]
+    after = adapter.pipeline_stats
+    assert after["commands"] - before["commands"] == 200
+    assert after["round_trips"] - before["round_trips"] <= 3  # one alone, then the rest together
+    # All of it went over the adapter's single pipeline connection.
+    assert (await raw.info("clients"))["connected_clients"] == clients_before
+
+
+@pytest.mark.asyncio
+async def test_one_failing_command_does_not_fail_its_batch(
+    adapter: RedisAdapter, raw: Redis, prefix: str
+) -> None:
+    await raw.hset(prefix + "hash", "f", "v")
+    await adapter.set("ok", b"fine")
+    results = await asyncio.gather(
+        *(adapter.get("hash" if i == 25 else "ok") for i in range(50)), return_exceptions=True
+    )
+    assert isinstance(results[25], StorageError)
+    assert results[:25] + results[26:] == [b"fine"] * 49
+
+
+@pytest.mark.asyncio
+async def test_cancelled_callers_do_not_break_the_pipeline(adapter: RedisAdapter) -> None:
+    await adapter.set("k", b"v")
+    tasks = [asyncio.ensure_future(adapter.get("k")) for _ in range(100)]
+    await asyncio.sleep(0)
+    for task in tasks[::3]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert await asyncio.gather(*(adapter.get("k") for _ in range(20))) == [b"v"] * 20
+
+
+# -- an existing client -------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_existing_client_is_not_closed_unless_told(redis_server: Any, prefix: str) -> None:
+    client = Redis.from_url(redis_server.url)
+    adapter = RedisAdapter(client=client, prefix=prefix)
+    await adapter.set("k", b"v")
+    assert await adapter.get("k") == b"v"
+    await adapter.close()
+    assert await client.ping() is True  # still usable
+    owned = RedisAdapter(client=client, close_client=True, prefix=prefix)
+    assert await owned.get("k") == b"v"
+    await owned.close()
+    await client.aclose()
+
+
+def test_existing_client_checks() -> None:
+    with pytest.raises(ConfigError):
+        RedisAdapter(client=Redis(decode_responses=True))
+    with pytest.raises(ConfigError):
+        RedisAdapter("redis://127.0.0.1/0", client=Redis())
+    with pytest.raises(ConfigError):
+        RedisAdapter(client=Redis(), socket_timeout=1)  # configure the client instead
+    with pytest.raises(ConfigError):
+        RedisAdapter(client="redis://127.0.0.1")  # type: ignore[arg-type]
+
+
+# -- cluster ------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_cluster_batches_span_every_node(redis_cluster: Any, prefix: str) -> None:
+    adapter = RedisAdapter(redis_cluster.url, prefix=prefix)
+    try:
+        items = {f"k{i}": str(i).encode() for i in range(600)}
+        await adapter.set_many(items)
+        per_node = []
+        for port in redis_cluster.ports:
+            node = Redis(host="127.0.0.1", port=port)
+            per_node.append(await node.dbsize())
+            await node.aclose()
+        assert all(n > 0 for n in per_node)  # the keys really are spread out
+        assert await adapter.get_many([*items, "missing"]) == items
+        assert sorted([k async for k in adapter.scan("k")]) == sorted(items)
+        assert await adapter.delete_many(list(items)) == 600
+        assert await adapter.get_many(list(items)) == {}
+    finally:
+        await adapter.close()
+
+
+# -- faults -------------------------------------------------------------------------
+@pytest.mark.asyncio
+@pytest.mark.parametrize("autopipeline", [True, False])
+async def test_server_crash_and_restart(tmp_path: Path, autopipeline: bool) -> None:
+    server = start_redis(tmp_path)
+    timeout = 1.0
+    storage: Storage[int] = Storage(
+        RedisAdapter(
+            server.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            autopipeline=autopipeline,
+        ),
+        namespace="fault",
+    )
+    try:
+        failures: list[float] = []
+
+        async def writer(n: int) -> None:
+            for i in range(10_000):
+                started = time.monotonic()
+                try:
+                    await storage.set(f"w{n}", i)
+                except StorageUnavailable:
+                    failures.append(time.monotonic() - started)
+                    return
+
+        tasks = [asyncio.ensure_future(writer(n)) for n in range(10)]
+        await asyncio.sleep(0.2)
+        server.kill()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout + 2)
+        assert len(failures) == 10 and max(failures) < timeout + 1
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await storage.get("w0")  # down: fails fast, never hangs
+        assert time.monotonic() - started < timeout + 1
+
+        server.start()  # same port
+        await storage.set("after", 1)
+        assert await storage.get("after") == 1
+        assert await asyncio.gather(*(storage.get("after") for _ in range(20))) == [1] * 20
+    finally:
+        await storage.close()
+        server.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("autopipeline", [True, False])
+async def test_unresponsive_server_times_out(tmp_path: Path, autopipeline: bool) -> None:
+    server = start_redis(tmp_path)
+    timeout = 0.5
+    adapter = RedisAdapter(
+        server.url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        autopipeline=autopipeline,
+    )
+    try:
+        await adapter.set("k", b"v")
+        server.pause()
+        started = time.monotonic()
+        results = await asyncio.wait_for(
+            asyncio.gather(*(adapter.get("k") for _ in range(5)), return_exceptions=True),
+            timeout * 6,
+        )
+        assert all(isinstance(r, StorageUnavailable) for r in results), results
+        assert time.monotonic() - started < timeout * 4
+        server.resume()
+        await asyncio.sleep(0.05)
+        assert await adapter.get("k") == b"v"
+    finally:
+        server.resume()
+        await adapter.close()
+        server.stop()
+
+
+def test_bad_url_raises_invalid_url_subclass() -> None:
+    with pytest.raises(InvalidURL):
+        RedisAdapter.from_url("redis://127.0.0.1:notaport/0")
