@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -228,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else EXIT_USAGE
-    out = Output(secrets, use_rich=not args.plain and not os.environ.get("NO_RICH"))
+    out = Output(secrets, use_rich=not args.plain)
     logging.basicConfig(level=logging.WARNING, format="botstate: %(message)s")
     ctx = Context(out, args.timeout or None)
     run: Callable[..., Any] = args.run

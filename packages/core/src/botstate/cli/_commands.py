@@ -106,7 +106,7 @@ def cmd_adapters(args: argparse.Namespace, ctx: Context) -> int:
                 for r in rows
             ],
         )
-    broken = [r["name"] for r in rows if r["error"]]
+    broken = sorted(r["name"] for r in rows if r["error"])
     if broken:
         ctx.out.note(
             f"botstate: warning: {len(broken)} adapter(s) cannot load: {', '.join(broken)}"

@@ -21,9 +21,9 @@ from ..urls import REDACTED, is_secret_option, parse_url
 
 __all__ = ["Output", "Progress", "Secrets", "rich_available"]
 
-# Shorter secrets are not scrubbed from free text: replacing every "ab" would garble output.
-# URLs themselves are always shown through redact_url, whatever the password length.
-_MIN_SCRUB = 4
+# Shorter secrets are not scrubbed from free text: replacing every "test" would garble
+# paths and messages. URLs themselves are always shown redacted, whatever the length.
+_MIN_SCRUB = 6
 
 
 def rich_available() -> bool:
