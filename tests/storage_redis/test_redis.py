@@ -170,11 +170,11 @@ async def test_unix_socket(tmp_path: Path) -> None:
         server.stop()
 
 
-@pytest.mark.asyncio
-@pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="openssl CLI needed to make a test cert"
-)
-async def test_rediss_tls(tmp_path: Path) -> None:
+@pytest.fixture
+def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI needed to make a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -183,7 +183,13 @@ async def test_rediss_tls(tmp_path: Path) -> None:
         capture_output=True, check=False,
     )  # fmt: skip
     if made.returncode != 0:
-        pytest.skip(f"openssl could not make a cert: {made.stderr[-200:]!r}")
+        pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
+    return cert, key
+
+
+@pytest.mark.asyncio
+async def test_rediss_tls(tmp_path: Path, tls_cert: tuple[Path, Path]) -> None:
+    cert, key = tls_cert
     server = RedisServer(tmp_path)
     server.extra_args = (
         "--port", "0", "--tls-port", str(server.port), "--tls-cert-file", str(cert),
