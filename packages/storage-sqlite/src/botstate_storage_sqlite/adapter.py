@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -78,7 +79,8 @@ class SqliteAdapter(BaseAdapter):
         if config.in_memory:
             self.capabilities = _MEMORY_CAPABILITIES
         self._sql = Statements.for_table(config.table)
-        self._db: aiosqlite.Connection | None = None
+        self._db: aiosqlite.Connection | None = None  # reads
+        self._writer_db: aiosqlite.Connection | None = None  # group-commit batches
         self._conn: sqlite3.Connection | None = None
         self._opening: asyncio.Lock | None = None
         self._purger: asyncio.Task[None] | None = None
@@ -124,24 +126,25 @@ class SqliteAdapter(BaseAdapter):
 
     async def _connect(self) -> None:
         where = self._where()
+        writer = await self._dial()
+        reader = writer
         try:
-            db = await aiosqlite.connect(
-                self.config.path, isolation_level=None, timeout=self.config.busy_timeout
-            )
-        except sqlite3.Error as err:
-            raise StorageUnavailable(f"cannot open SQLite database {where}: {err}") from err
-        try:
-            conn = db._conn
-            self.journal_mode = await db._execute(prepare, conn, self.config)  # type: ignore[no-untyped-call]
+            conn = writer._conn
+            self.journal_mode = await writer._execute(prepare, conn, self.config)  # type: ignore[no-untyped-call]
+            if not self.config.in_memory:
+                # Reads get their own connection and thread, so they never queue
+                # behind a write batch that waits for another process's lock.
+                reader = await self._dial()
+                await reader.execute("PRAGMA query_only = 1")
         except BaseException as err:
-            await db.close()
+            await _close_all(writer, reader)
             if isinstance(err, BotstateError):
                 raise
             if isinstance(err, sqlite3.Error):
                 raise self._wrap(err, f"open {where}") from err
             raise
         if self._closed:  # close() ran while we were connecting
-            await db.close()
+            await _close_all(writer, reader)
             raise StorageUnavailable(f"{self!r} is closed")
         if self.journal_mode != self.config.journal_mode and not self.config.in_memory:
             logger.warning(
@@ -150,9 +153,9 @@ class SqliteAdapter(BaseAdapter):
                 where,
                 self.config.journal_mode,
             )
-        self._db, self._conn = db, conn
+        self._db, self._writer_db, self._conn = reader, writer, conn
         try:
-            await self._purge(db)
+            await self._purge()
         except StorageError as err:  # the periodic purge will try again
             logger.warning("purge on open of %s failed: %s", where, err)
         if self.config.purge_interval and not self._closed:
@@ -160,11 +163,27 @@ class SqliteAdapter(BaseAdapter):
                 self._purge_forever(), name="botstate-sqlite-purge"
             )
 
+    async def _dial(self) -> aiosqlite.Connection:
+        db = aiosqlite.connect(
+            self.config.path, isolation_level=None, timeout=self.config.busy_timeout
+        )
+        try:
+            return await db
+        except sqlite3.Error as err:
+            # aiosqlite stops its worker without waiting; let the worker finish while
+            # this loop still runs, or it reports to a closed loop from its thread.
+            thread = getattr(db, "_thread", None)
+            for _ in range(100):
+                if not isinstance(thread, threading.Thread) or not thread.is_alive():
+                    break
+                await asyncio.sleep(0.005)
+            raise StorageUnavailable(f"cannot open SQLite database {self._where()}: {err}") from err
+
     def _where(self) -> str:
         return f"{self.config.path!r} (table {self.config.table!r})"
 
     async def _run_batch(self, ops: list[w.Op]) -> list[Any]:
-        db, conn = self._db, self._conn
+        db, conn = self._writer_db, self._conn
         if db is None or conn is None:
             raise StorageUnavailable(f"{self!r} is closed")
         # One call on aiosqlite's worker thread for the whole batch (its public
@@ -214,9 +233,10 @@ class SqliteAdapter(BaseAdapter):
     # -- expiry -----------------------------------------------------------
     async def purge(self) -> int:
         """Delete expired rows now, reporting each to ``on_expire``; return how many."""
-        return await self._purge(await self._open())
+        await self._open()
+        return await self._purge()
 
-    async def _purge(self, db: aiosqlite.Connection) -> int:
+    async def _purge(self) -> int:
         removed = 0
         while True:
             now = self.clock()
@@ -350,16 +370,23 @@ class SqliteAdapter(BaseAdapter):
             async with self._opening:
                 pass  # let a connect in progress finish (it sees _closed and closes)
         await self._writer.drain()
-        db, self._db, self._conn = self._db, None, None
-        if db is not None:
-            try:
-                await db.close()
-            except (sqlite3.Error, ValueError) as err:
-                logger.warning("closing SQLite connection to %s failed: %s", self._where(), err)
+        reader, writer = self._db, self._writer_db
+        self._db = self._writer_db = self._conn = None
+        await _close_all(writer, reader)
         await super().close()
 
     def _repr_fields(self) -> Mapping[str, Any]:
         return {"path": self.config.path, "table": self.config.table}
+
+
+async def _close_all(*connections: aiosqlite.Connection | None) -> None:
+    for db in dict.fromkeys(connections):
+        if db is None:
+            continue
+        try:
+            await db.close()
+        except (sqlite3.Error, ValueError) as err:
+            logger.warning("closing a SQLite connection failed: %s", err)
 
 
 def _is_stored_version(version: object) -> bool:
