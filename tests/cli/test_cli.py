@@ -109,10 +109,7 @@ def tag() -> str:
 
 def dead_redis_url(password: str | None = None) -> str:
     auth = f":{password}@" if password else ""
-    return (
-        f"redis://{auth}127.0.0.1:{free_port()}/0"
-        "?socket_connect_timeout=0.5&socket_timeout=0.5"
-    )
+    return f"redis://{auth}127.0.0.1:{free_port()}/0?socket_connect_timeout=0.5&socket_timeout=0.5"
 
 
 # -- help, version, adapters ---------------------------------------------
@@ -341,7 +338,9 @@ def test_binary_values_are_shown_safely_and_raw_gives_the_bytes(sqlite_url: str)
 
 
 def test_set_with_ttl_and_stdin(sqlite_url: str) -> None:
-    assert cli("set", sqlite_url, "k", "-", "--ttl", "120", stdin='{"from": "stdin"}').returncode == 0
+    assert (
+        cli("set", sqlite_url, "k", "-", "--ttl", "120", stdin='{"from": "stdin"}').returncode == 0
+    )
     got = cli("get", sqlite_url, "k", "--ttl")
     assert json.loads(got.stdout) == {"from": "stdin"}
     remaining = float(got.stderr.split("ttl: ")[1].rstrip("s\n"))
@@ -349,9 +348,10 @@ def test_set_with_ttl_and_stdin(sqlite_url: str) -> None:
     assert cli("set", sqlite_url, "short", "1", "--ttl", "1").returncode == 0
     time.sleep(1.2)
     assert cli("get", sqlite_url, "short").returncode == 1
-    assert "never expires" in cli("set", sqlite_url, "p", "1").stderr + cli(
-        "get", sqlite_url, "p", "--ttl"
-    ).stderr
+    assert (
+        "never expires"
+        in cli("set", sqlite_url, "p", "1").stderr + cli("get", sqlite_url, "p", "--ttl").stderr
+    )
 
 
 @pytest.mark.parametrize(
@@ -528,15 +528,20 @@ def test_check_an_unreachable_storage_exits_3() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("rich") is None, reason="rich is not installed")
 def test_rich_output_works(tmp_path: Path) -> None:
-    listed = cli("adapters", plain=False)
+    as_terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": "200"}
+    listed = cli("adapters", plain=False, env=as_terminal)
     assert listed.returncode == 0, listed.stderr
     assert "memory" in listed.stdout
     assert "botstate-storage-memory" in listed.stdout
+    assert "┏━" in listed.stdout  # a rich table, not the plain one
+    piped = cli("adapters", plain=False)  # not a terminal: plain, whatever is installed
+    assert piped.stdout.startswith("NAME ")
     if installed("sqlite"):
         src = f"sqlite:///{tmp_path / 'a.db'}"
         dst = f"sqlite:///{tmp_path / 'b.db'}"
         run(put(src, {f"k{i}": (b"v", None) for i in range(30)}))
-        copied = cli("copy", src, dst, "--batch", "7", plain=False)
+        copied = cli("copy", src, dst, "--batch", "7", plain=False, env=as_terminal)
         assert copied.returncode == 0, copied.stderr
         assert "copied 30 keys" in copied.stdout
+        assert "30 keys" in copied.stderr  # the progress display
         assert len(run(dump(dst))) == 30

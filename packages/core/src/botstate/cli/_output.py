@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -65,14 +66,26 @@ class Secrets:
         return text
 
 
+def _terminal(stream: TextIO) -> bool:
+    # TTY_COMPATIBLE=1 is rich's own switch for "render as if on a terminal" (CI logs, tests).
+    return stream.isatty() or os.environ.get("TTY_COMPATIBLE") == "1"
+
+
 class Output:
-    """Writes results to stdout and messages to stderr, as rich or plain text."""
+    """Writes results to stdout and messages to stderr, as rich or plain text.
+
+    Rich is used only when it is installed, ``--plain`` was not given, and the
+    stream is a terminal: piped output stays plain, one record per line.
+    """
 
     def __init__(self, secrets: Secrets, *, use_rich: bool) -> None:
         self.secrets = secrets
-        self.use_rich = use_rich and rich_available()
         self.stdout: TextIO = sys.stdout
         self.stderr: TextIO = sys.stderr
+        self.use_rich = use_rich and rich_available()
+
+    def rich_for(self, stream: TextIO) -> bool:
+        return self.use_rich and _terminal(stream)
 
     def print(self, text: str = "") -> None:
         """A result line on stdout."""
@@ -90,7 +103,7 @@ class Output:
     ) -> None:
         """A table on stdout; the last column may be long and is never padded."""
         cells = [[self.secrets.scrub(c) for c in row] for row in rows]
-        if self.use_rich:
+        if self.rich_for(self.stdout):
             self._rich_table(headers, cells, title)
             return
         widths = [len(h) for h in headers]
@@ -108,8 +121,9 @@ class Output:
         # Imported by name: rich is optional, and mypy must not need it installed.
         console = importlib.import_module("rich.console")
         table = importlib.import_module("rich.table").Table(title=title or None, show_lines=False)
-        for header in headers:
-            table.add_column(header, overflow="fold")
+        for i, header in enumerate(headers):
+            # Short identifying columns stay on one line; the description wraps.
+            table.add_column(header, overflow="fold", no_wrap=i < 3)
         for row in rows:
             table.add_row(*row)
         console.Console(file=self.stdout, soft_wrap=False).print(table)
@@ -136,7 +150,7 @@ class Progress:
         self._task: Any = None
 
     def __enter__(self) -> Progress:
-        if self.output.use_rich:
+        if self.output.rich_for(self.output.stderr):
             console = importlib.import_module("rich.console")
             rp = importlib.import_module("rich.progress")
             self._rich = rp.Progress(
