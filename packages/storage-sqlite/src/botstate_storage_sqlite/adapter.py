@@ -63,8 +63,9 @@ class SqliteAdapter(BaseAdapter):
     ``busy_timeout`` (seconds, 5), ``purge_interval`` (seconds, 5; 0 = only on
     open and on :meth:`purge`), and ``clock`` for tests.
 
-    The connection opens on first use. Reads go straight to SQLite and never
-    return expired rows; writes are group-committed (see :mod:`.writer`).
+    The connections open on first use: one for reads (which never return
+    expired rows) and, for files, another for group-committed write batches
+    (see :mod:`.writer`), so reads never queue behind a write waiting for a lock.
     Expired rows are deleted on open and by a background task, and each one
     is reported once to ``on_expire`` subscribers of the process that deleted it.
     ``transactions`` and ``writes`` count committed write batches and their ops.
