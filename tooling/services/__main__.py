@@ -21,6 +21,7 @@ from . import ServiceError
 STARTERS: dict[str, str] = {
     "redis": "tooling.services.redis:start_redis",
     "redis-cluster": "tooling.services.redis:start_redis_cluster",
+    "dynamodb": "tooling.services.dynamodb:start_dynamodb_local",
 }
 
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         except ServiceError as err:
             print(f"cannot start {args.name}: {err}", file=sys.stderr)
             return 1
-        url = getattr(service, "url", None) or getattr(service, "endpoint_url", None)
+        url = getattr(service, "endpoint_url", None) or getattr(service, "url", None)
         print(url, flush=True)
         print("running; press Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
