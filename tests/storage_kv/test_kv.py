@@ -172,6 +172,29 @@ async def test_secrets_never_shown(caplog: pytest.LogCaptureFixture) -> None:
     await adapter.close()
 
 
+async def test_missing_profile_region_or_credentials_are_config_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    cases = [
+        ({"profile": "no-such-profile", "region": "us-east-1"}, "no-such-profile"),
+        ({"aws_access_key_id": "a", "aws_secret_access_key": "b"}, "region"),
+        ({"region": "us-east-1"}, "credentials"),
+    ]
+    for options, hint in cases:
+        adapter = DynamoDBAdapter.from_url(
+            None, table="bot-state", endpoint_url=endpoint, **options
+        )
+        with pytest.raises(ConfigError, match=hint):
+            await adapter.get("k")
+        await adapter.close()
+
+
 # -- the table ------------------------------------------------------------
 async def test_missing_table_without_create_names_it(server: Any, raw: Any) -> None:
     table = fresh_table()

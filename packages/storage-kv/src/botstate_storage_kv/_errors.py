@@ -67,7 +67,8 @@ class Scrubber:
     """Replaces known secret values in text that may reach a caller or a log."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # Very short values ("a" in a test config) would mangle every message.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -104,6 +105,13 @@ def translate(err: Exception, action: str, table: str, scrub: Scrubber) -> Botst
             return ValueTooLarge(f"{where} was rejected: {message}")
         return StorageError(f"{where} failed ({code or 'unknown error'}): {message}")
     text = scrub(str(err))
+    if isinstance(err, bc.NoRegionError):
+        return ConfigError(f"{where}: no AWS region; pass region=... or set AWS_REGION")
+    if isinstance(err, (bc.NoCredentialsError, bc.PartialCredentialsError)):
+        return ConfigError(
+            f"{where}: {text}; pass aws_access_key_id and aws_secret_access_key, a profile, "
+            f"or configure boto3's standard credential chain (environment, shared files, role)"
+        )
     if isinstance(err, _CONFIG_ERRORS):
         return ConfigError(f"{where} cannot be configured: {text}")
     if isinstance(err, _UNAVAILABLE_ERRORS):

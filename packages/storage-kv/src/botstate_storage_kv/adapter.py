@@ -148,11 +148,11 @@ class DynamoDBAdapter(BaseAdapter):
                 try:
                     self._client = self.config.build_client()
                 except DRIVER_ERRORS as err:
-                    raise translate(err, "setup", self.table, self._scrub) from err
+                    raise translate(err, "client setup", self.table, self._scrub) from err
             try:
                 self._check_table(self._client)
             except DRIVER_ERRORS as err:
-                raise translate(err, "setup", self.table, self._scrub) from err
+                raise translate(err, "table check", self.table, self._scrub) from err
             self._ready = self._client
             return self._ready
 
