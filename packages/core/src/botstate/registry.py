@@ -319,7 +319,12 @@ def _resolve(
 
 
 def _name_for_url(url: str) -> str:
-    scheme = parse_url(url).scheme
+    # Only the scheme matters here; the adapter parses the rest (``sqlite://:memory:``
+    # is not a host:port URL, and that is the SQLite adapter's business).
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise InvalidURL(f"not a storage URL (expected scheme://...): {redact_url(url)!r}")
+    scheme = scheme.lower()
     registry = _get_registry()
     if scheme in registry.schemes:
         return registry.schemes[scheme]
