@@ -3,7 +3,7 @@
 Works on the raw adapters, so values are copied byte for byte whatever codec
 wrote them, and namespaces are just part of the key (``--prefix mybot:``
 copies one namespace). Keys are streamed from ``scan`` in batches: each batch
-is read with ``get_many``, each key's expiry with ``get_expiry``, and written
+is read with ``get_expiry`` (per key) then ``get_many``, and written
 with ``set_many`` grouped by expiry, so a key keeps its remaining TTL. Keys
 that expire before they are written are skipped. Writing overwrites, so a
 re-run after a failure is safe; keys deleted in the source are not deleted in
@@ -140,26 +140,28 @@ async def _copy_batch(
     progress: Progress,
 ) -> None:
     # Reading the source is not a per-key problem: if it fails, the copy cannot go on.
-    values = await ctx.call(src.get_many(keys), "reading source values")
-    vanished = len(keys) - len(values)
-    if args.ignore_ttl:
-        expiries: list[float | None] = [None] * len(values)
-    else:
+    # Expiries are read before values: get_expiry answers None both for "no expiry" and
+    # for "gone", so a key that expires in between must then be missing from get_many,
+    # not copied as if it never expired.
+    expiries: dict[str, float | None] = dict.fromkeys(keys)
+    if not args.ignore_ttl:
         try:
-            expiries = list(
-                await ctx.call(
-                    asyncio.gather(*(src.get_expiry(key) for key in values)),
-                    "reading source expiries",
-                )
+            found = await ctx.call(
+                asyncio.gather(*(src.get_expiry(key) for key in keys)),
+                "reading source expiries",
             )
         except UnsupportedOperation as err:
             raise UnsupportedOperation(
                 f"{err}; pass --ignore-ttl to copy without expiry times"
             ) from err
+        expiries = dict(zip(keys, found, strict=True))
+    values = await ctx.call(src.get_many(keys), "reading source values")
+    vanished = len(set(keys)) - len(values)
     now = time.time()
     groups: dict[float | None, dict[str, bytes]] = defaultdict(dict)
     expired = 0
-    for (key, value), expires_at in zip(values.items(), expiries, strict=True):
+    for key, value in values.items():
+        expires_at = expiries.get(key)
         if expires_at is not None and expires_at - now < _MIN_REMAINING:
             expired += 1
             continue
