@@ -327,7 +327,8 @@ class RedisAdapter(BaseAdapter):
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         if not keys:
             return {}
-        full = [self.prefix + key for key in keys]
+        prefix = self.prefix
+        full = [prefix + key for key in keys] if prefix else list(keys)
         if self._cluster:
             assert isinstance(self._client, RedisCluster)
             cluster = self._client
@@ -337,11 +338,13 @@ class RedisAdapter(BaseAdapter):
                 raise self._error(err) from err
         else:
             raws = await self._run("MGET", *full)
-        return {
-            key: self._value(key, raw)
-            for key, raw in zip(keys, raws, strict=True)
-            if raw is not None
-        }
+        found: dict[str, bytes] = {}
+        for key, raw in zip(keys, raws, strict=True):
+            if raw is not None:
+                if len(raw) < HEADER_BYTES:
+                    self._value(key, raw)  # raises
+                found[key] = raw[HEADER_BYTES:]
+        return found
 
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
