@@ -66,10 +66,17 @@ async def _child(code: str) -> dict[str, Any]:
     return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-async def _median_ms(code: str, runs: int, field: str = "import") -> tuple[float, dict[str, Any]]:
+async def _runs(code: str, runs: int) -> list[dict[str, Any]]:
     await _child(code)  # warm-up: bytecode cache
-    results = [await _child(code) for _ in range(runs)]
-    return statistics.median(r[field] for r in results) * 1000, results[-1]
+    return [await _child(code) for _ in range(runs)]
+
+
+def _median_ms(results: list[dict[str, Any]], field: str = "import") -> float:
+    return float(statistics.median(r[field] for r in results)) * 1000
+
+
+def _best_ms(results: list[dict[str, Any]], field: str = "import") -> float:
+    return float(min(r[field] for r in results)) * 1000
 
 
 def _adapter_modules() -> dict[str, str]:
@@ -85,14 +92,18 @@ def _adapter_modules() -> dict[str, str]:
 async def run(bench: Bench) -> None:
     runs = 3 if bench.quick else 7
     core_code = _CORE.format(drivers=DRIVERS)
-    import_ms, last = await _median_ms(core_code, runs)
-    memory_ms, _ = await _median_ms(core_code, runs, field="memory")
+    results = await _runs(core_code, runs)
+    import_ms, memory_ms, last = _median_ms(results), _median_ms(results, "memory"), results[-1]
     leaked = last["after_import"]
     verdict = "ok" if memory_ms < TARGET_MS else "ABOVE TARGET"
-    print(f"import   import botstate{'':<31} {import_ms:8.1f} ms  median of {runs}")
+    # The best run shows the cost without scheduler noise from a busy machine.
+    print(
+        f"import   import botstate{'':<31} {import_ms:8.1f} ms  median of {runs} "
+        f"(best {_best_ms(results):.1f} ms)"
+    )
     print(
         f"import   import botstate + open_storage('memory://') {memory_ms:8.1f} ms  "
-        f"target < {TARGET_MS:g} ms  {verdict}"
+        f"target < {TARGET_MS:g} ms  {verdict} (best {_best_ms(results, 'memory'):.1f} ms)"
     )
     print(
         "import   driver modules imported by `import botstate`: "
@@ -111,7 +122,7 @@ async def run(bench: Bench) -> None:
     bench.record("driver modules imported by `import botstate`", leaked or "none")
     for module in sorted(_adapter_modules().values()):
         try:
-            ms, _ = await _median_ms(_ADAPTER.format(module=module), runs)
+            ms = _median_ms(await _runs(_ADAPTER.format(module=module), runs))
         except RuntimeError as err:
             print(f"import   {module}: FAILED {err}")
             bench.record(f"import {module} after botstate (ms, median)", f"failed: {err}")
