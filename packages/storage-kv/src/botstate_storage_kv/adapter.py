@@ -299,18 +299,20 @@ class DynamoDBAdapter(BaseAdapter):
             if not pending or not pending.get("Keys"):
                 return found
             request = {self.table: pending}
-            stalls = 0 if items else stalls + 1  # a 16 MB page cut is progress, not throttling
-            self._backoff(stalls, "BatchGetItem")
+            # A page cut at 16 MB returns items: fetch the rest at once. No items
+            # at all means throttling: back off.
+            stalls = 0 if items else stalls + 1
+            self._backoff(stalls, stalls, "BatchGetItem")
 
-    def _backoff(self, stalls: int, action: str) -> None:
-        if stalls == 0:
-            return
+    def _backoff(self, attempt: int, stalls: int, action: str) -> None:
+        """Wait before resending unprocessed items; give up after many rounds without progress."""
         if stalls > UNPROCESSED_RETRIES:
             raise StorageUnavailable(
                 f"DynamoDB {action} on table {self.table!r} left items unprocessed "
                 f"{UNPROCESSED_RETRIES} times in a row (throttled?)"
             )
-        time.sleep(random.uniform(0, min(2.0, 0.025 * 2**stalls)))
+        if attempt > 0:
+            time.sleep(random.uniform(0, min(2.0, 0.025 * 2 ** min(attempt, 10))))
 
     async def scan(self, prefix: str = "") -> AsyncIterator[str]:
         """Yield live keys starting with ``prefix``: a Scan that reads the whole table."""
@@ -356,15 +358,17 @@ class DynamoDBAdapter(BaseAdapter):
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         pending = requests
-        stalls = 0
+        attempt = stalls = 0
         while True:
             response = self._call("batch_write_item", {"RequestItems": {self.table: pending}})
             left = response.get("UnprocessedItems", {}).get(self.table) or []
             if not left:
                 return
+            # Unprocessed writes always mean capacity trouble: back off every round.
+            attempt += 1
             stalls = stalls + 1 if len(left) == len(pending) else 0
             pending = left
-            self._backoff(stalls, "BatchWriteItem")
+            self._backoff(attempt, stalls, "BatchWriteItem")
 
     async def delete(self, key: str) -> bool:
         params = {
