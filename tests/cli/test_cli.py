@@ -206,6 +206,39 @@ def test_broken_plugins_are_listed_not_a_crash(tmp_path: Path) -> None:
     assert "cannot import 'botstate_halfway_gone.adapter:A.from_url'" in opened.stderr
 
 
+def test_an_adapter_without_scan_cannot_be_listed_or_copied(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "botstate_noscan.py").write_text(
+        textwrap.dedent(
+            """
+            from botstate import BaseAdapter, hookimpl
+
+            class NoScan(BaseAdapter):
+                @classmethod
+                def from_url(cls, url, **options):
+                    return cls()
+
+                async def get(self, key):
+                    return None
+
+            @hookimpl
+            def botstate_register_storage(register):
+                register("noscan", "botstate_noscan:NoScan.from_url", schemes=["noscan"])
+            """
+        )
+    )
+    _fake_distribution(site, "botstate-storage-noscan", "noscan = botstate_noscan")
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    listed = cli("keys", "noscan://", env=env)
+    assert listed.returncode == 2
+    assert "SCAN" in listed.stderr
+    copied = cli("copy", "noscan://", "memory://", env=env)
+    assert copied.returncode == 2
+    assert "cannot list its keys" in copied.stderr
+    assert "Traceback" not in listed.stderr + copied.stderr
+
+
 # -- errors and redaction -------------------------------------------------
 
 
@@ -412,6 +445,7 @@ def test_copy_sqlite_to_redis_keeps_values_and_ttls(
     assert result.returncode == 0, result.stderr
     assert f"copied {len(entries)} keys from" in result.stdout
     assert "0 failed" in result.stdout
+    assert f"copying: {len(entries)} keys (" in result.stderr  # the plain progress line
     _assert_copied(run(dump(redis_url, tag)), entries)
 
     # Re-running overwrites and changes nothing; a changed destination is set back.
