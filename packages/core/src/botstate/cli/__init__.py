@@ -1,13 +1,14 @@
 """``botstate``: inspect, edit, check and copy storages from the command line.
 
->>> botstate adapters
->>> botstate set sqlite:///bot.db chat:1 '{"step": "ask_name"}' --ttl 3600
->>> botstate copy sqlite:///bot.db redis://localhost:6379/0
+    $ botstate adapters
+    $ botstate set sqlite:///bot.db chat:1 '{"step": "ask_name"}' --ttl 3600
+    $ botstate copy sqlite:///bot.db redis://localhost:6379/0
 
 Stdlib only; with ``pip install "botstate[cli]"`` tables and the copy progress
 bar use ``rich``. Errors are one line on stderr (no traceback unless
 ``--debug``) with secrets of the given URLs hidden, and the exit code says
-what kind of failure it was (see :data:`EPILOG`).
+what kind of failure it was (see ``EPILOG``). :func:`main` takes an argv list and
+returns the exit code, so it can be called from Python too.
 """
 
 from __future__ import annotations
