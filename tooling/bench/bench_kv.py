@@ -21,8 +21,8 @@ from tooling.services.dynamodb import start_dynamodb_local
 
 from . import Bench
 
-N = 200  # single-key operations per timed call
-BATCHES = 20  # get_many(100) calls per timed call
+N = 300  # single-key operations per timed call
+BATCHES = 30  # get_many(100) calls per timed call
 POOL = 10
 
 
