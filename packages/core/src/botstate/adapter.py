@@ -246,6 +246,19 @@ class BaseAdapter:
                 task.add_done_callback(self._callback_tasks.discard)
 
     # -- conveniences -----------------------------------------------------
+    @staticmethod
+    async def _cancel_task(task: asyncio.Task[Any] | None) -> None:
+        """Cancel a background task (sweeper, purger) and wait for it to end."""
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except RuntimeError:
+            pass  # the task belonged to an event loop that is gone
+
     async def __aenter__(self) -> BaseAdapter:
         return self
 

@@ -235,14 +235,7 @@ class MemoryAdapter(BaseAdapter):
         """Stop the sweeper and wait for pending event callbacks. Entries stay readable."""
         self._closed = True
         sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None and not sweeper.done():
-            sweeper.cancel()
-            try:
-                await sweeper
-            except asyncio.CancelledError:
-                pass
-            except RuntimeError:
-                pass  # the sweeper belonged to an event loop that is gone
+        await self._cancel_task(sweeper)
         await super().close()
 
     def _repr_fields(self) -> Mapping[str, Any]:

@@ -359,14 +359,7 @@ class SqliteAdapter(BaseAdapter):
         """Commit queued writes, stop the purge task and close the connection. Idempotent."""
         self._closed = True
         purger, self._purger = self._purger, None
-        if purger is not None and not purger.done():
-            purger.cancel()
-            try:
-                await purger
-            except asyncio.CancelledError:
-                pass
-            except RuntimeError:
-                pass  # the task belonged to an event loop that is gone
+        await self._cancel_task(purger)
         if self._opening is not None and self._opening.locked():
             async with self._opening:
                 pass  # let a connect in progress finish (it sees _closed and closes)
