@@ -34,6 +34,8 @@ class Result:
     ratio: float
     target: float | None
     note: str = ""
+    ours_seconds: list[float] = field(default_factory=list)
+    raw_seconds: list[float] = field(default_factory=list)
 
     @property
     def meets(self) -> bool | None:
@@ -86,10 +88,22 @@ class Bench:
         ours_rate = ops / statistics.median(ours_times)
         raw_rate = ops / statistics.median(raw_times)
         result = Result(
-            group, case, ops, rounds, ours_rate, raw_rate, ours_rate / raw_rate, target, note
+            group,
+            case,
+            ops,
+            rounds,
+            ours_rate,
+            raw_rate,
+            ours_rate / raw_rate,
+            target,
+            note,
+            [round(t, 6) for t in ours_times],
+            [round(t, 6) for t in raw_times],
         )
         self.results.append(result)
         print(_row(result), flush=True)
+        if note:
+            print(f"{'':<9}└ {note}", flush=True)
         return result
 
     def record(self, key: str, value: object) -> None:
@@ -112,6 +126,22 @@ class Bench:
 HEADER = (
     f"{'group':<8} {'case':<34} {'ours ops/s':>12} {'raw ops/s':>12} {'ratio':>7} {'target':>7}"
 )
+
+
+def summary(results: list[Result]) -> str:
+    """A compact table of every case: ratio, target and verdict, then the count of misses."""
+    lines = [f"{'group':<8} {'case':<40} {'ratio':>7} {'target':>7}  verdict"]
+    for r in results:
+        target = "-" if r.target is None else f"≥{r.target:g}×"
+        verdict = "info" if r.meets is None else ("ok" if r.meets else "BELOW")
+        lines.append(f"{r.group:<8} {r.case:<40} {r.ratio:>6.2f}× {target:>7}  {verdict}")
+    judged = [r for r in results if r.meets is not None]
+    below = [r for r in judged if not r.meets]
+    lines.append(
+        f"{len(judged)} cases with a target: {len(judged) - len(below)} ok, {len(below)} BELOW; "
+        f"{len(results) - len(judged)} informational"
+    )
+    return "\n".join(lines)
 
 
 def _row(r: Result) -> str:

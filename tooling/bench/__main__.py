@@ -8,7 +8,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from . import HEADER, Bench
+from . import HEADER, Bench, summary
 
 
 def main() -> int:
@@ -25,15 +25,21 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     bench = Bench(rounds=args.rounds, quick=args.quick)
     print("medians over rounds; ratio = botstate throughput / raw driver throughput, same run")
-    print(HEADER)
     failed = []
     for name in chosen:
         module = importlib.import_module(f"tooling.bench.bench_{name}")
+        about = (module.__doc__ or "").strip().splitlines()[0:1]
+        print(f"\n== {name}: {about[0] if about else ''}")
+        print(HEADER, flush=True)
         try:
             asyncio.run(module.run(bench))
         except Exception as err:  # report and go on with the other groups
             failed.append(name)
             print(f"{name:<8} FAILED: {type(err).__name__}: {err}", file=sys.stderr)
+    print("\n== summary (ratio = botstate / raw driver, same run)")
+    print(summary(bench.results))
+    if failed:
+        print(f"FAILED groups: {', '.join(failed)}")
     for key, value in bench.extra.items():
         print(f"{key}: {value}")
     print(f"results written to {bench.write_json()}")

@@ -2,40 +2,53 @@
 
 Cases: sequential get/set (target ≥ 0.9×), 50 concurrent tasks (target ≥ 2×:
 what auto-pipelining is for; raw redis-py uses its connection pool, one
-connection per task), and ``get_many(100)`` against a raw ``MGET`` (≥ 0.9×).
+connection per task), ``get_many(100)`` against a raw ``MGET`` and
+``set_many(100)`` with expiry against a non-transactional pipeline of
+``SET ... PXAT`` (``MSET`` cannot set an expiry) (≥ 0.9×). Informational:
+atomic update against a Lua compare-and-set on the value (and against
+WATCH/MULTI/EXEC), sessions against GET/SET with the same expiry, and
+``set_many`` without expiry against ``MSET``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from redis.asyncio import ConnectionPool, Redis
 
+from botstate import Storage
 from botstate_storage_redis import RedisAdapter
 from tooling.services.redis import start_redis
 
 from . import Bench
+from ._cases import SESSION_TTL, concurrently, dumps, increment, session_cases, update_case
 
 N = 3_000
+N_ATOMIC = 2_000
+N_SESSIONS = 2_000
 TASKS = 50
 BATCH = 100
+
+# Compare-and-set on the value: write ARGV[2] only if the key still holds ARGV[1]
+# ('' = only if absent). The client reads with GET, computes, then calls this.
+CAS_ON_VALUE = """
+local cur = redis.call('GET', KEYS[1])
+if (cur == false and ARGV[1] == '') or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 def _concurrently(
     op: Callable[[str], Awaitable[object]], keys: list[str]
 ) -> Callable[[], Awaitable[None]]:
-    """``TASKS`` tasks, each running ``op`` over its share of ``keys`` sequentially."""
-
-    async def worker(share: list[str]) -> None:
-        for key in share:
-            await op(key)
-
-    async def run() -> None:
-        await asyncio.gather(*(worker(keys[i::TASKS]) for i in range(TASKS)))
-
-    return run
+    return concurrently(op, keys, TASKS)
 
 
 async def run(bench: Bench) -> None:
@@ -124,6 +137,8 @@ async def _run(bench: Bench, url: str) -> None:
     await bench.compare(
         "redis", f"get_many({BATCH}) vs MGET", ours=ours_many, raw=raw_many, ops=n, target=0.9
     )
+    await _batches(bench, ours, raw, batches, raw_batches)
+    await _atomic_and_sessions(bench, ours, raw, n)
     stats = ours.pipeline_stats
     bench.record(
         "redis auto-pipeline mean batch",
@@ -132,3 +147,122 @@ async def _run(bench: Bench, url: str) -> None:
     await ours.close()
     await plain.close()
     await raw.aclose()
+
+
+async def _batches(
+    bench: Bench,
+    ours: RedisAdapter,
+    raw: Redis,
+    batches: list[list[str]],
+    raw_batches: list[list[str]],
+) -> None:
+    value = b"y" * 100
+    items = [dict.fromkeys(batch, value) for batch in batches]
+    raw_items = [dict.fromkeys(batch, value) for batch in raw_batches]
+    ops = sum(len(batch) for batch in batches)
+
+    async def ours_set_many() -> None:
+        expires_at = time.time() + SESSION_TTL
+        for chunk in items:
+            await ours.set_many(chunk, expires_at=expires_at)
+
+    async def raw_set_many() -> None:
+        pxat = round((time.time() + SESSION_TTL) * 1000)
+        for chunk in raw_items:
+            pipe = raw.pipeline(transaction=False)
+            for key, data in chunk.items():
+                pipe.set(key, data, pxat=pxat)
+            await pipe.execute()
+
+    async def ours_set_many_forever() -> None:
+        for chunk in items:
+            await ours.set_many(chunk)
+
+    async def raw_mset() -> None:
+        for chunk in raw_items:
+            await raw.mset(chunk)
+
+    await bench.compare(
+        "redis",
+        f"set_many({BATCH}) with expiry",
+        ours=ours_set_many,
+        raw=raw_set_many,
+        ops=ops,
+        target=0.9,
+        note="raw: pipeline(transaction=False) of SET key value PXAT, one round trip; "
+        "ours: the same SETs (8-byte version header in front of each value) in one round trip",
+    )
+    await bench.compare(
+        "redis",
+        f"set_many({BATCH}), no expiry, vs MSET",
+        ours=ours_set_many_forever,
+        raw=raw_mset,
+        ops=ops,
+        note="informational: ours sends 100 SETs in one round trip, raw one MSET command",
+    )
+
+
+async def _atomic_and_sessions(bench: Bench, ours: RedisAdapter, raw: Redis, n: int) -> None:
+    cas = raw.register_script(CAS_ON_VALUE)
+    key = "raw:counter"
+
+    async def raw_update() -> None:
+        while True:
+            old = await raw.get(key)
+            new = dumps((0 if old is None else json.loads(old)) + 1)
+            if await cas(keys=[key], args=[old or b"", new]):
+                return
+
+    async def watch_body(pipe: Any) -> None:
+        old = await pipe.get(key)  # immediate mode: WATCH is already in place
+        pipe.multi()
+        pipe.set(key, dumps((0 if old is None else json.loads(old)) + 1))
+
+    async def raw_watch_update() -> None:
+        await raw.transaction(watch_body, key)
+
+    ops = N_ATOMIC // 3 if bench.quick else N_ATOMIC
+    await update_case(
+        bench,
+        "redis",
+        ours,
+        raw_update=raw_update,
+        ops=ops,
+        note="GET + EVALSHA of a Lua compare-and-set on the whole value (redis-py "
+        "register_script), retried on conflict; 2 round trips, like ours (GET + EVALSHA)",
+    )
+    storage: Storage[Any] = Storage(ours, namespace="bench")
+
+    async def ours_update() -> None:
+        for _ in range(ops):
+            await storage.update("counter", increment)
+
+    async def raw_watch() -> None:
+        for _ in range(ops):
+            await raw_watch_update()
+
+    await bench.compare(
+        "redis",
+        "atomic update vs WATCH/MULTI/EXEC",
+        ours=ours_update,
+        raw=raw_watch,
+        ops=ops,
+        note="informational: raw = redis-py transaction(): WATCH, GET, then MULTI/SET/EXEC "
+        "pipelined (3 round trips, pool checkout)",
+    )
+
+    async def raw_get(key: str) -> bytes | None:
+        return cast("bytes | None", await raw.get(key))  # no decode_responses: bytes
+
+    async def raw_set(key: str, value: bytes, ttl: float) -> None:
+        await raw.set(key, value, px=round(ttl * 1000))
+
+    await session_cases(
+        bench,
+        "redis",
+        ours,
+        sessions=N_SESSIONS // 3 if bench.quick else N_SESSIONS,
+        raw_get=raw_get,
+        raw_set=raw_set,
+        raw_note="GET, SET PX",
+    )
