@@ -10,15 +10,17 @@ so machine noise hits both sides alike. Results are medians and ratios
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["Bench", "Result"]
+__all__ = ["Bench", "Result", "one_cpu"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / ".bench"
 
@@ -48,6 +50,8 @@ class Bench:
 
     rounds: int = 7
     quick: bool = False
+    pin: bool = True
+    """Let groups that hand work to driver threads pin themselves to one CPU (see ``one_cpu``)."""
     results: list[Result] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -123,8 +127,30 @@ class Bench:
         return path
 
 
+@contextmanager
+def one_cpu(enabled: bool = True) -> Iterator[str]:
+    """Run the calling thread, and the threads it starts meanwhile, on one CPU.
+
+    On a small VM, a driver that hands each call to its own thread (aiosqlite)
+    gets bimodal timings depending on whether that thread wakes on the event
+    loop's CPU or the other one: an A/A run of raw against itself varied by up
+    to ±50% between rounds. On one CPU both sides pay the same hand-off cost.
+    Yields a description for the group's notes.
+    """
+    if not enabled or sys.platform != "linux":
+        yield "not pinned"
+        return
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield f"process pinned to CPU {cpu}"
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 HEADER = (
-    f"{'group':<8} {'case':<34} {'ours ops/s':>12} {'raw ops/s':>12} {'ratio':>7} {'target':>7}"
+    f"{'group':<8} {'case':<40} {'ours ops/s':>12} {'raw ops/s':>12} {'ratio':>7} {'target':>7}"
 )
 
 
@@ -148,6 +174,6 @@ def _row(r: Result) -> str:
     target = "" if r.target is None else f"≥{r.target:g}×"
     verdict = "" if r.meets is None else ("ok" if r.meets else "BELOW")
     return (
-        f"{r.group:<8} {r.case:<34} {r.ours_ops_per_s:>12,.0f} {r.raw_ops_per_s:>12,.0f} "
+        f"{r.group:<8} {r.case:<40} {r.ours_ops_per_s:>12,.0f} {r.raw_ops_per_s:>12,.0f} "
         f"{r.ratio:>6.2f}× {target:>7} {verdict}"
     )

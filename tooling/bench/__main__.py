@@ -18,12 +18,15 @@ def main() -> int:
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(available)}")
     parser.add_argument("--quick", action="store_true", help="3 rounds instead of 7")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="never pin a group to one CPU (see bench.one_cpu)"
+    )
     args = parser.parse_args()
     chosen = available if not args.only else [n.strip() for n in args.only.split(",")]
     unknown = sorted(set(chosen) - set(available))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
-    bench = Bench(rounds=args.rounds, quick=args.quick)
+    bench = Bench(rounds=args.rounds, quick=args.quick, pin=not args.no_pin)
     print("medians over rounds; ratio = botstate throughput / raw driver throughput, same run")
     failed = []
     for name in chosen:

@@ -3,15 +3,20 @@
 Like for like: botstate's API is async and runs boto3 on a thread pool, so the
 raw side makes the same low-level client call through ``loop.run_in_executor``
 on a pool of the same size, with the same consistent-read setting, the same
-botocore config and the same item shape.
+botocore config and the same item shape. Targets (≥ 0.9×) for get, set,
+get_many(100) and set_many(100); atomic update, sessions and 50 concurrent
+tasks are informational.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import tempfile
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -20,9 +25,14 @@ from botstate_storage_kv import DynamoDBAdapter
 from tooling.services.dynamodb import start_dynamodb_local
 
 from . import Bench
+from ._cases import SESSION_TTL, concurrently, dumps, session_cases, update_case
 
 N = 300  # single-key operations per timed call
 BATCHES = 30  # get_many(100) calls per timed call
+WRITE_BATCHES = 10  # set_many(100) calls per timed call
+N_ATOMIC = 120
+N_SESSIONS = 120
+TASKS = 50
 POOL = 10
 
 
@@ -102,7 +112,132 @@ async def _run(bench: Bench, server: Any) -> None:
             target=0.9,
             note=note,
         )
+        await _more(bench, adapter, client, call, table, keys)
     finally:
         await adapter.close()
         pool.shutdown(wait=True)
         client.close()
+
+
+async def _more(
+    bench: Bench,
+    adapter: DynamoDBAdapter,
+    client: Any,
+    call: Callable[..., Awaitable[Any]],
+    table: str,
+    keys: list[str],
+) -> None:
+    consistent = adapter.config.consistent_read
+    value = os.urandom(100)
+    note = f"DynamoDB Local, pool {POOL}, consistent_read={consistent}"
+    chunks = [keys[i : i + 100] for i in range(0, len(keys), 100)]
+    batches = [chunks[i % len(chunks)] for i in range(WRITE_BATCHES)]
+
+    def item(key: str, data: bytes, exp: float | None) -> dict[str, Any]:
+        fields = {"k": {"S": key}, "v": {"B": data}, "ver": {"N": str(_version())}}
+        if exp is not None:
+            fields["exp"] = {"N": f"{exp:.6f}"}
+        return fields
+
+    async def ours_set_many() -> None:
+        expires_at = time.time() + SESSION_TTL
+        for batch in batches:
+            await adapter.set_many(dict.fromkeys(batch, value), expires_at=expires_at)
+
+    async def raw_batch_write(requests: list[dict[str, Any]]) -> None:
+        while requests:
+            response = await call(client.batch_write_item, RequestItems={table: requests})
+            requests = response.get("UnprocessedItems", {}).get(table) or []
+
+    async def raw_set_many() -> None:
+        expires_at = time.time() + SESSION_TTL
+        for batch in batches:
+            requests = [{"PutRequest": {"Item": item(k, value, expires_at)}} for k in batch]
+            await asyncio.gather(
+                *(raw_batch_write(requests[i : i + 25]) for i in range(0, len(requests), 25))
+            )
+
+    await bench.compare(
+        "kv",
+        "set_many(100), expiry (BatchWriteItem)",
+        ours=ours_set_many,
+        raw=raw_set_many,
+        ops=WRITE_BATCHES * 100,
+        target=0.9,
+        note=f"{note}; both send 4 BatchWriteItem calls of 25 at once on the pool and resend "
+        "unprocessed items (a sequential loop, as boto3's batch_writer does, would be slower)",
+    )
+
+    counter = {"k": {"S": "raw:counter"}}
+
+    async def raw_update() -> None:
+        while True:
+            got = await call(
+                client.get_item, TableName=table, Key=counter, ConsistentRead=consistent
+            )
+            old = got.get("Item")
+            new = item("raw:counter", dumps((json.loads(old["v"]["B"]) if old else 0) + 1), None)
+            if old is None:
+                condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(k)"}
+            else:
+                condition = {
+                    "ConditionExpression": "#r = :ver",
+                    "ExpressionAttributeNames": {"#r": "ver"},
+                    "ExpressionAttributeValues": {":ver": old["ver"]},
+                }
+            try:
+                await call(client.put_item, TableName=table, Item=new, **condition)
+                return
+            except client.exceptions.ConditionalCheckFailedException:
+                continue
+
+    await update_case(
+        bench,
+        "kv",
+        adapter,
+        raw_update=raw_update,
+        ops=N_ATOMIC,
+        note="GetItem + PutItem with ConditionExpression on the version attribute, "
+        f"retried on conflict ({note}; ours also checks expiry in the condition)",
+    )
+
+    async def raw_get(key: str) -> bytes | None:
+        got = await call(
+            client.get_item, TableName=table, Key={"k": {"S": key}}, ConsistentRead=consistent
+        )
+        found = got.get("Item")
+        if found is None or ("exp" in found and float(found["exp"]["N"]) <= time.time()):
+            return None  # DynamoDB deletes expired items lazily: readers must filter
+        return bytes(found["v"]["B"])
+
+    async def raw_set(key: str, data: bytes, ttl: float) -> None:
+        await call(client.put_item, TableName=table, Item=item(key, data, time.time() + ttl))
+
+    await session_cases(
+        bench,
+        "kv",
+        adapter,
+        sessions=N_SESSIONS,
+        raw_get=raw_get,
+        raw_set=raw_set,
+        raw_note="GetItem with expiry filter, PutItem with exp",
+    )
+
+    async def ours_one(key: str) -> None:
+        await adapter.set(key, value)
+
+    async def raw_one(key: str) -> None:
+        await call(client.put_item, TableName=table, Item=item("raw:" + key, value, None))
+
+    await bench.compare(
+        "kv",
+        f"set, {TASKS} concurrent tasks (PutItem)",
+        ours=concurrently(ours_one, keys, TASKS),
+        raw=concurrently(raw_one, keys, TASKS),
+        ops=len(keys),
+        note=f"{note}; raw: run_in_executor on a pool of the same size",
+    )
+
+
+def _version() -> int:
+    return random.getrandbits(63) or 1

@@ -8,11 +8,16 @@ synchronous=NORMAL and the same busy timeout, each on its own file.
 - sequential get/set: one task, one op at a time (target ≥ 0.9×).
 - 50 concurrent writers: raw shares one connection under an ``asyncio.Lock``
   and commits each write; the adapter group-commits (target ≥ 3×).
+- get_many(100): raw is one ``SELECT ... WHERE key IN (100 ?)``; set_many(100)
+  with expiry: raw is ``executemany`` in one transaction (target ≥ 0.9×).
+- informational: atomic update (raw: ``BEGIN IMMEDIATE``, SELECT, upsert,
+  COMMIT on one connection) and sessions (raw: SELECT, upsert + commit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -21,9 +26,14 @@ import aiosqlite
 
 from botstate_storage_sqlite import SqliteAdapter
 
-from . import Bench
+from . import Bench, one_cpu
+from ._cases import SESSION_TTL, dumps, session_cases, update_case
 
 N_SEQ = 2_000
+BATCH = 100
+BATCH_CALLS = 50  # get_many / set_many calls per timed run
+N_ATOMIC = 1_500
+N_SESSIONS = 1_500
 WRITERS = 50
 PER_WRITER = 40
 VALUE = b"x" * 100
@@ -42,6 +52,7 @@ UPSERT = (
     "expires_at = excluded.expires_at, version = botstate.version + 1"
 )
 SELECT = f"SELECT value FROM botstate WHERE key = ? AND {LIVE}"
+SELECT_MANY = f"SELECT key, value FROM botstate WHERE key IN ({','.join('?' * BATCH)}) AND {LIVE}"
 
 
 async def open_raw(path: Path) -> aiosqlite.Connection:
@@ -56,12 +67,17 @@ async def open_raw(path: Path) -> aiosqlite.Connection:
 
 
 async def run(bench: Bench) -> None:
-    with tempfile.TemporaryDirectory(prefix="botstate-bench-") as tmp:
+    # aiosqlite runs each connection on its own thread: pin, see tooling.bench.one_cpu.
+    with one_cpu(bench.pin) as pinned, tempfile.TemporaryDirectory(prefix="botstate-bench-") as tmp:
+        print(f"sqlite   ({pinned})")
+        bench.record("sqlite CPU pinning", pinned)
         adapter = SqliteAdapter.from_url(f"sqlite:///{tmp}/ours.db")
         db = await open_raw(Path(tmp) / "raw.db")
         try:
             await _sequential(bench, adapter, db)
             await _concurrent(bench, adapter, db)
+            await _batches(bench, adapter, db)
+            await _atomic_and_sessions(bench, adapter, db)
         finally:
             await adapter.close()
             await db.close()
@@ -130,3 +146,92 @@ async def _concurrent(bench: Bench, adapter: SqliteAdapter, db: aiosqlite.Connec
             "sqlite group commit: mean writes per transaction (50 writers)",
             round((adapter.writes - before[1]) / batches, 1),
         )
+
+
+async def _batches(bench: Bench, adapter: SqliteAdapter, db: aiosqlite.Connection) -> None:
+    keys = [f"user:{i}" for i in range(N_SEQ)]  # written by the sequential set case
+    groups = [keys[i : i + BATCH] for i in range(0, N_SEQ, BATCH)]
+    batches = [groups[i % len(groups)] for i in range(BATCH_CALLS)]
+
+    async def ours_get_many() -> None:
+        for batch in batches:
+            await adapter.get_many(batch)
+
+    async def raw_get_many() -> None:
+        for batch in batches:
+            dict(await db.execute_fetchall(SELECT_MANY, (*batch, time.time())))  # type: ignore[arg-type]
+
+    async def ours_set_many() -> None:
+        expires_at = time.time() + SESSION_TTL
+        for batch in batches:
+            await adapter.set_many(dict.fromkeys(batch, VALUE), expires_at=expires_at)
+
+    async def raw_set_many() -> None:
+        expires_at = time.time() + SESSION_TTL
+        for batch in batches:
+            await db.executemany(UPSERT, [(key, VALUE, expires_at) for key in batch])
+            await db.commit()
+
+    ops = BATCH * BATCH_CALLS
+    await bench.compare(
+        "sqlite",
+        f"get_many({BATCH})",
+        ours=ours_get_many,
+        raw=raw_get_many,
+        ops=ops,
+        target=0.9,
+        note=f"raw: one SELECT key, value ... WHERE key IN ({BATCH} ?) AND live",
+    )
+    await bench.compare(
+        "sqlite",
+        f"set_many({BATCH}) with expiry",
+        ours=ours_set_many,
+        raw=raw_set_many,
+        ops=ops,
+        target=0.9,
+        note="raw: executemany(upsert) + commit, one transaction per batch",
+    )
+
+
+async def _atomic_and_sessions(
+    bench: Bench, adapter: SqliteAdapter, db: aiosqlite.Connection
+) -> None:
+    async def raw_update() -> None:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = list(await db.execute_fetchall(SELECT, ("raw:counter", time.time())))
+            old = json.loads(rows[0][0]) if rows else 0
+            await db.execute(UPSERT, ("raw:counter", dumps(old + 1), None))
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+
+    await update_case(
+        bench,
+        "sqlite",
+        adapter,
+        raw_update=raw_update,
+        ops=N_ATOMIC,
+        note="BEGIN IMMEDIATE + SELECT + upsert + COMMIT on one connection (4 thread hops; "
+        "ours: read on the read connection, then one write batch)",
+    )
+
+    async def raw_get(key: str) -> bytes | None:
+        rows = list(await db.execute_fetchall(SELECT, (key, time.time())))
+        return rows[0][0] if rows else None
+
+    async def raw_set(key: str, value: bytes, ttl: float) -> None:
+        await db.execute(UPSERT, (key, value, time.time() + ttl))
+        await db.commit()
+
+    await session_cases(
+        bench,
+        "sqlite",
+        adapter,
+        sessions=N_SESSIONS,
+        raw_get=raw_get,
+        raw_set=raw_set,
+        raw_note="SELECT; upsert + commit",
+        writes=lambda: adapter.writes,
+    )
