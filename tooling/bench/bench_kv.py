@@ -27,7 +27,7 @@ from tooling.services.dynamodb import start_dynamodb_local
 from . import Bench
 from ._cases import SESSION_TTL, concurrently, dumps, session_cases, update_case
 
-N = 300  # single-key operations per timed call
+N = 400  # single-key operations per timed call
 BATCHES = 30  # get_many(100) calls per timed call
 WRITE_BATCHES = 10  # set_many(100) calls per timed call
 N_ATOMIC = 120

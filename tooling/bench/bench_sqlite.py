@@ -31,7 +31,7 @@ from ._cases import SESSION_TTL, dumps, session_cases, update_case
 
 N_SEQ = 2_000
 BATCH = 100
-BATCH_CALLS = 50  # get_many / set_many calls per timed run
+BATCH_CALLS = 100  # get_many / set_many calls per timed run
 N_ATOMIC = 1_500
 N_SESSIONS = 1_500
 WRITERS = 50
