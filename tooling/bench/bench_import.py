@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 from typing import Any
@@ -53,12 +54,17 @@ print(json.dumps({{"import": time.perf_counter() - t0}}))
 
 
 async def _child(code: str) -> dict[str, Any]:
+    # Installed packages are imported from bytecode; with PYTHONDONTWRITEBYTECODE
+    # set (as on some CI machines) the warm-up would cache nothing and every run
+    # would time compiling the sources instead.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         code,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:
