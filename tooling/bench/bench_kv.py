@@ -27,11 +27,11 @@ from tooling.services.dynamodb import start_dynamodb_local
 from . import Bench
 from ._cases import SESSION_TTL, concurrently, dumps, session_cases, update_case
 
-N = 400  # single-key operations per timed call
-BATCHES = 30  # get_many(100) calls per timed call
-WRITE_BATCHES = 10  # set_many(100) calls per timed call
-N_ATOMIC = 120
-N_SESSIONS = 120
+N = 600  # single-key operations per timed call
+BATCHES = 40  # get_many(100) calls per timed call
+WRITE_BATCHES = 15  # set_many(100) calls per timed call
+N_ATOMIC = 200
+N_SESSIONS = 200
 TASKS = 50
 POOL = 10
 
