@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 __all__ = ["KeyedLock"]
 
@@ -19,24 +18,57 @@ class KeyedLock:
     """
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[str, _Entry] = {}
 
     def __len__(self) -> int:
         """How many keys currently have a lock object (held or awaited)."""
         return len(self._locks)
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
+    def hold(self, key: str) -> _Hold:
+        """An async context manager holding the lock of ``key``."""
+        return _Hold(self._locks, key)
+
+
+class _Entry:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0  # tasks holding or waiting for the lock
+
+
+class _Hold:
+    __slots__ = ("_entry", "_key", "_locks")
+
+    def __init__(self, locks: dict[str, _Entry], key: str) -> None:
+        self._locks = locks
+        self._key = key
+        self._entry: _Entry | None = None
+
+    async def __aenter__(self) -> None:
+        entry = self._locks.get(self._key)
+        if entry is None:
+            entry = self._locks[self._key] = _Entry()
+        entry.users += 1
+        self._entry = entry
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            await entry.lock.acquire()
+        except BaseException:
+            self._forget(entry)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        entry = self._entry
+        assert entry is not None
+        entry.lock.release()
+        self._forget(entry)
+
+    def _forget(self, entry: _Entry) -> None:
+        entry.users -= 1
+        if entry.users == 0 and self._locks.get(self._key) is entry:
+            del self._locks[self._key]

@@ -16,6 +16,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from .adapter import Version
@@ -50,7 +51,8 @@ class Session(Generic[T]):
         self._loaded = False
         self._assigned = False
         self._data: T | None = None
-        self._original: bytes | None = None  # encoded data as loaded (or initial)
+        self._raw: bytes | None = None  # the stored bytes, for an existing session
+        self._snapshot: bytes | None = None  # encoded initial(), for a new session
         self._exists = False
         self._version: Version | None = None
         self._fixed_expiry: float | None = None
@@ -182,32 +184,15 @@ class Sessions(Generic[T]):
             )
         return target
 
-    @asynccontextmanager
-    async def open(
-        self, target: Any = None, *, lazy: bool | None = None
-    ) -> AsyncIterator[Session[T]]:
+    def open(self, target: Any = None, *, lazy: bool | None = None) -> _SessionScope[T]:
         """Open the session of ``target`` (a key, or what the key function takes).
 
-        Saves on normal exit if the data changed; saves nothing if the block raises.
+        Use as ``async with sessions.open(update) as session``. Saves on normal
+        exit if the data changed; saves nothing if the block raises.
         """
         key = self.key_for(target)
         self.storage.full_key(key)  # validate before taking any lock
-        async with AsyncExitStack() as stack:
-            acquired = False
-
-            async def acquire() -> None:
-                nonlocal acquired
-                if not acquired:
-                    acquired = True
-                    await self._lock(stack, key)
-
-            session: Session[T] = Session(self, key, acquire)
-            if not (self.lazy if lazy is None else lazy):
-                await session.load()
-            yield session
-            if session.loaded:
-                await acquire()  # data assigned without load(): still write under the lock
-                await self._save(session)
+        return _SessionScope(self, key, self.lazy if lazy is None else lazy)
 
     def handler(
         self, key: Callable[..., Any] | None = None, *, arg: str = "session"
@@ -233,19 +218,14 @@ class Sessions(Generic[T]):
 
         return decorate
 
-    async def _lock(self, stack: AsyncExitStack, key: str) -> None:
-        if self.isolation == "none":
-            return
-        await stack.enter_async_context(self._locks.hold(key))
-        if self.isolation == "distributed":
-            lease = Lease(
-                self._lock_storage.adapter,
-                self._lock_storage.full_key(key),
-                ttl=self.lock_ttl,
-                timeout=self.lock_timeout,
-                clock=self.storage.clock,
-            )
-            await stack.enter_async_context(lease)
+    def _lease(self, key: str) -> Lease:
+        return Lease(
+            self._lock_storage.adapter,
+            self._lock_storage.full_key(key),
+            ttl=self.lock_ttl,
+            timeout=self.lock_timeout,
+            clock=self.storage.clock,
+        )
 
     # -- load / save ------------------------------------------------------
     def _new_data(self) -> T | None:
@@ -262,10 +242,12 @@ class Sessions(Generic[T]):
         if raw is None:
             data = self._new_data()
             session._exists = False
+            # Snapshot initial() so an untouched new session is not written.
+            session._snapshot = None if data is None else self.storage.encode(session.key, data)
         else:
             data = self._unwrap(session, self.storage.decode(session.key, raw))
             session._exists = True
-        session._original = None if data is None else self.storage.encode(session.key, data)
+            session._raw = raw
         session._data = data
         session._loaded = True
 
@@ -295,17 +277,34 @@ class Sessions(Generic[T]):
             session._migrated = True
         return data  # type: ignore[no-any-return]
 
-    def _pending_write(self, session: Session[T]) -> bytes | Literal["delete"] | None:
-        """What saving would do: bytes to write, ``"delete"``, or ``None`` for nothing."""
+    def _pending_write(
+        self, session: Session[T]
+    ) -> tuple[bytes, float | None] | Literal["delete"] | None:
+        """What saving would do: ``(bytes, expires_at)``, ``"delete"``, or ``None``.
+
+        Unchanged means: the envelope encodes to exactly the stored bytes (one
+        encode, no copy of the data kept), or, for a new session, the data
+        encodes to what ``initial()`` did.
+        """
         if not session.loaded:
             return None
         if session._data is None:
             # Deleting matters if something is stored, or may be (assigned unread).
             return "delete" if session._exists or not session._loaded else None
-        encoded = self.storage.encode(session.key, session._data)
-        if encoded == session._original and session._loaded and not session._migrated:
+        new = session._loaded and not session._exists and session._snapshot is not None
+        if new and self.storage.encode(session.key, session._data) == session._snapshot:
             return None
-        return encoded
+        if self.sliding or session._fixed_expiry is None:
+            expires_at = self.storage.expires_at(self.ttl)
+        else:
+            expires_at = session._fixed_expiry
+        envelope: dict[str, Any] = {_V: self.version, _D: session._data}
+        if not self.sliding and expires_at is not None:
+            envelope[_E] = expires_at
+        data = self.storage.encode(session.key, envelope)
+        if data == session._raw and not session._migrated:
+            return None
+        return data, expires_at
 
     async def _save(self, session: Session[T]) -> None:
         pending = self._pending_write(session)
@@ -320,17 +319,9 @@ class Sessions(Generic[T]):
             else:
                 await adapter.delete(full)
             return
-        clock = self.storage.clock
-        if self.sliding or session._fixed_expiry is None:
-            expires_at = self.storage.expires_at(self.ttl)
-        else:
-            expires_at = session._fixed_expiry
-            if expires_at <= clock():
-                return  # the session's fixed lifetime is over; let it expire
-        envelope: dict[str, Any] = {_V: self.version, _D: session._data}
-        if not self.sliding and expires_at is not None:
-            envelope[_E] = expires_at
-        data = self.storage.encode(session.key, envelope)
+        data, expires_at = pending
+        if expires_at is not None and not self.sliding and expires_at <= self.storage.clock():
+            return  # the session's fixed lifetime is over; let it expire
         if distributed:
             if not await adapter.set_if(
                 full, data, version=session._version, expires_at=expires_at
@@ -364,6 +355,71 @@ class Sessions(Generic[T]):
     def idle_locks(self) -> int:
         """Per-key process locks currently allocated (0 when no handler runs)."""
         return len(self._locks)
+
+
+class _SessionScope(Generic[T]):
+    """``async with sessions.open(...)``: lock, load, yield the session, save, unlock."""
+
+    __slots__ = ("_hold", "_key", "_lazy", "_lease", "_locked", "_session", "_sessions")
+
+    def __init__(self, sessions: Sessions[T], key: str, lazy: bool) -> None:
+        self._sessions = sessions
+        self._key = key
+        self._lazy = lazy
+        self._locked = False
+        self._hold: Any = None
+        self._lease: Lease | None = None
+        self._session: Session[T] | None = None
+
+    async def _acquire(self) -> None:
+        if self._locked:
+            return
+        self._locked = True
+        sessions = self._sessions
+        if sessions.isolation == "none":
+            return
+        hold = sessions._locks.hold(self._key)
+        await hold.__aenter__()
+        self._hold = hold
+        if sessions.isolation == "distributed":
+            lease = sessions._lease(self._key)
+            await lease.acquire()
+            self._lease = lease
+
+    async def _release(self) -> None:
+        lease, hold = self._lease, self._hold
+        self._lease = self._hold = None
+        try:
+            if lease is not None:
+                await lease.release()
+        finally:
+            if hold is not None:
+                await hold.__aexit__(None, None, None)
+
+    async def __aenter__(self) -> Session[T]:
+        session: Session[T] = Session(self._sessions, self._key, self._acquire)
+        self._session = session
+        if not self._lazy:
+            try:
+                await session.load()
+            except BaseException:
+                await self._release()
+                raise
+        return session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self._session
+        try:
+            if exc_type is None and session is not None and session.loaded:
+                await self._acquire()  # data assigned without load(): write under the lock
+                await self._sessions._save(session)
+        finally:
+            await self._release()
 
 
 class MultiSession:
