@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
-import uuid
 from types import TracebackType
 
 from .adapter import StorageAdapter, Version
@@ -51,7 +51,7 @@ class Lease:
         self.timeout = timeout
         self.clock = clock
         self.lost = False
-        self._token = uuid.uuid4().bytes
+        self._token = os.urandom(16)
         self._version: Version | None = None
         self._renewer: asyncio.Task[None] | None = None
 
