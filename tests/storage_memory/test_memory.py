@@ -125,3 +125,21 @@ async def test_values_are_copied() -> None:
     await adapter.set("k", buf)  # type: ignore[arg-type]
     buf[0] = ord("z")
     assert await adapter.get("k") == b"abc"
+
+
+async def test_batch_expiry_is_swept_key_by_key() -> None:
+    clock = ManualClock(0.0)
+    adapter = MemoryAdapter(clock=clock, sweep_interval=0)
+    events: list[ExpiryEvent] = []
+    adapter.on_expire(events.append)
+    await adapter.set_many({"a": b"1", "b": b"2", "c": b"3"}, expires_at=10)
+    await adapter.set("b", b"kept", expires_at=50)  # rewritten with a later deadline
+    await adapter.delete("c")
+    clock.advance(11)
+    assert adapter.sweep() == 1
+    assert [(e.key, e.value) for e in events] == [("a", b"1")]
+    assert await adapter.get("b") == b"kept"
+    clock.advance(40)
+    assert adapter.sweep() == 1
+    assert [e.key for e in events] == ["a", "b"]
+    assert len(adapter) == 0

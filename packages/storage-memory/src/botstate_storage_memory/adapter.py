@@ -71,7 +71,9 @@ class MemoryAdapter(BaseAdapter):
         self.sweep_interval = sweep_interval
         self.clock = clock
         self._data: OrderedDict[str, _Entry] = OrderedDict()
-        self._heap: list[tuple[float, int, str]] = []
+        # Deadlines as hints: (expires_at, sequence, key or keys of one batch). An
+        # item only says "look at these keys then"; the entry's own expires_at decides.
+        self._heap: list[tuple[float, int, str | tuple[str, ...]]] = []
         self._counter = 0
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -151,13 +153,15 @@ class MemoryAdapter(BaseAdapter):
         """Remove every expired entry now, emitting events; return how many were removed."""
         now = self.clock()
         removed = 0
-        while self._heap and self._heap[0][0] <= now:
-            expires_at, version, key = heapq.heappop(self._heap)
-            entry = self._data.get(key)
-            if entry is not None and entry[_VERSION] == version:
-                del self._data[key]
-                self._emit_expiry(ExpiryEvent(key, entry[_VALUE], "expired", expires_at))
-                removed += 1
+        heap, data = self._heap, self._data
+        while heap and heap[0][0] <= now:
+            _, _, target = heapq.heappop(heap)
+            for key in (target,) if type(target) is str else target:
+                entry = data.get(key)
+                if entry is not None and entry[_EXPIRES] is not None and entry[_EXPIRES] <= now:
+                    del data[key]
+                    self._emit_expiry(ExpiryEvent(key, entry[_VALUE], "expired", entry[_EXPIRES]))
+                    removed += 1
         return removed
 
     # -- the contract -----------------------------------------------------
@@ -197,8 +201,24 @@ class MemoryAdapter(BaseAdapter):
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
     ) -> None:
+        # The loop of _write, inlined: the batch shares one deadline and one heap item.
+        data, heap, cap, version = self._data, self._heap, self.max_entries, self._counter
         for key, value in items.items():
-            self._write(key, value, expires_at)
+            version += 1
+            data[key] = (value if type(value) is bytes else bytes(value), expires_at, version)
+            if cap:
+                data.move_to_end(key)
+        if expires_at is not None and items:
+            heapq.heappush(heap, (expires_at, version, tuple(items)))  # one hint per batch
+        self._counter = version
+        if cap and len(data) > cap:
+            self._evict()
+        if expires_at is not None and items:
+            sweeper = self._sweeper
+            if sweeper is None or sweeper.done():
+                self._ensure_sweeper()
+            if len(heap) > 2 * len(data) + 64:
+                self._compact_heap()
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         removed = 0
