@@ -10,8 +10,6 @@ header (``EVALSHA``, falling back to ``EVAL`` when the script is not cached).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -50,12 +48,19 @@ from botstate import (
 )
 
 from .config import RedisOptions, Target, parse_target
+from .layout import (
+    DELETE_IF,
+    HEADER_BYTES,
+    SET_IF,
+    Script,
+    escape_glob,
+    header_of,
+    new_header,
+    pxat,
+)
 from .pipeline import AutoPipeline
 
 __all__ = ["HEADER_BYTES", "RedisAdapter"]
-
-HEADER_BYTES = 8
-"""Length of the version header in front of every stored value."""
 
 SCAN_COUNT = 1000
 _T = TypeVar("_T")
@@ -69,57 +74,6 @@ _UNAVAILABLE = (
 )
 # Error replies that mean "the server cannot serve now", not "this request is wrong".
 _UNAVAILABLE_REPLIES = ("LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY ")
-
-
-class _Script:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
-
-
-# KEYS[1]=key  ARGV[1]=expected 8-byte header ('' = only if absent)
-# ARGV[2]=new header+value  ARGV[3]=PXAT milliseconds ('' = no expiry)
-_SET_IF = _Script(
-    """
-local cur = redis.call('GET', KEYS[1])
-if ARGV[1] == '' then
-  if cur then return 0 end
-elseif (not cur) or string.sub(cur, 1, 8) ~= ARGV[1] then
-  return 0
-end
-if ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
-end
-return 1
-"""
-)
-
-# KEYS[1]=key  ARGV[1]=expected 8-byte header
-_DELETE_IF = _Script(
-    """
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 8) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-)
-
-
-def _new_header() -> bytes:
-    # random.getrandbits is reseeded in forked children, so processes do not collide.
-    return random.getrandbits(64).to_bytes(HEADER_BYTES, "big")
-
-
-def _pxat(expires_at: float) -> int:
-    # PXAT must be > 0; any past time makes Redis drop the key at once.
-    return max(1, round(expires_at * 1000))
-
-
-def _escape_glob(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class RedisAdapter(BaseAdapter):
@@ -288,7 +242,7 @@ class RedisAdapter(BaseAdapter):
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
 
-    async def _eval(self, script: _Script, key: str, *args: Any) -> Any:
+    async def _eval(self, script: Script, key: str, *args: Any) -> Any:
         try:
             try:
                 return await self._raw("EVALSHA", script.sha, 1, key, *args)
@@ -305,10 +259,10 @@ class RedisAdapter(BaseAdapter):
         return raw[HEADER_BYTES:]
 
     def _set_command(self, key: str, value: bytes, expires_at: float | None) -> tuple[Any, ...]:
-        data = _new_header() + value
+        data = new_header() + value
         if expires_at is None:
             return ("SET", self.prefix + key, data)
-        return ("SET", self.prefix + key, data, "PXAT", _pxat(expires_at))
+        return ("SET", self.prefix + key, data, "PXAT", pxat(expires_at))
 
     # -- the contract -----------------------------------------------------
     async def get(self, key: str) -> bytes | None:
@@ -369,7 +323,7 @@ class RedisAdapter(BaseAdapter):
         SCAN may report a key twice; each key is yielded once. Keys written or
         deleted during the scan may or may not be reported.
         """
-        pattern = _escape_glob(self.prefix + prefix) + "*"
+        pattern = escape_glob(self.prefix + prefix) + "*"
         cut = len(self.prefix)
         seen: set[bytes] = set()
         try:
@@ -417,19 +371,19 @@ class RedisAdapter(BaseAdapter):
         if version is None:
             expected = b""
         else:
-            header = _header_of(version)
+            header = header_of(version)
             if header is None:
                 return False  # not a version this adapter hands out: it cannot match
             expected = header
-        at = b"" if expires_at is None else _pxat(expires_at)
-        result = await self._eval(_SET_IF, self.prefix + key, expected, _new_header() + value, at)
+        at = b"" if expires_at is None else pxat(expires_at)
+        result = await self._eval(SET_IF, self.prefix + key, expected, new_header() + value, at)
         return bool(result)
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
-        header = _header_of(version)
+        header = header_of(version)
         if header is None:
             return False
-        return bool(await self._eval(_DELETE_IF, self.prefix + key, header))
+        return bool(await self._eval(DELETE_IF, self.prefix + key, header))
 
     async def close(self) -> None:
         """Close our connections (and the client, if this adapter created it). Idempotent."""
@@ -455,12 +409,6 @@ class RedisAdapter(BaseAdapter):
 
 
 async def _nothing() -> None:
-    return None
-
-
-def _header_of(version: Version) -> bytes | None:
-    if isinstance(version, int) and not isinstance(version, bool) and 0 <= version < 2**64:
-        return version.to_bytes(HEADER_BYTES, "big")
     return None
 
 
