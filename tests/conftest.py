@@ -17,17 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tooling.services import ServiceError, in_ci  # noqa: E402
+from tooling.services import ServiceError, missing  # noqa: E402
 
 
 def start_or_skip(start: Callable[[], Any], what: str) -> Any:
     try:
         return start()
     except (ServiceError, OSError) as err:
-        message = f"{what} could not be started: {err}"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing(f"{what} could not be started: {err}")
 
 
 @pytest.fixture(autouse=True)

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tooling.services import require_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_demo_bot_runs_and_shows_restart_migration_and_timeout(tmp_path: Path) -> None:
-    pytest.importorskip("botstate_storage_sqlite")
+    require_module("botstate_storage_sqlite", "botstate-storage-sqlite")
     db = tmp_path / "bot.db"
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "demo_bot.py"), str(db)],

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import botstate
+from tooling.services import require_module
 
 PROCESSES, PER_PROCESS, TASKS = 4, 250, 5
 
@@ -77,7 +78,7 @@ async def final_count(url: str, namespace: str) -> Any:
 
 @pytest.mark.slow
 def test_sqlite(tmp_path: Path) -> None:
-    pytest.importorskip("botstate_storage_sqlite")
+    require_module("botstate_storage_sqlite", "botstate-storage-sqlite")
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     run_workers(url, "dist", timeout=240)
     assert asyncio.run(final_count(url, "dist")) == {"n": PROCESSES * PER_PROCESS}
@@ -85,7 +86,7 @@ def test_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_redis(redis_server: Any) -> None:
-    pytest.importorskip("botstate_storage_redis")
+    require_module("botstate_storage_redis", "botstate-storage-redis")
     namespace = f"dist{uuid.uuid4().hex[:8]}"
     run_workers(redis_server.url, namespace, timeout=240)
     assert asyncio.run(final_count(redis_server.url, namespace)) == {"n": PROCESSES * PER_PROCESS}
@@ -93,7 +94,7 @@ def test_redis(redis_server: Any) -> None:
 
 @pytest.mark.slow
 def test_dynamodb(dynamodb_local: Any) -> None:
-    pytest.importorskip("botstate_storage_kv")
+    require_module("botstate_storage_kv", "botstate-storage-kv")
     url = dynamodb_local.url(f"dist{uuid.uuid4().hex[:8]}", create=True)
     asyncio.run(final_count(url, "dist"))  # creates the table once, before the race
     run_workers(url, "dist", timeout=400)

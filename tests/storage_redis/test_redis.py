@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 import botstate
 from botstate import ConfigError, InvalidURL, Storage, StorageError, StorageUnavailable
 from botstate_storage_redis import HEADER_BYTES, RedisAdapter
+from tooling.services import missing
 from tooling.services.redis import RedisServer, start_redis
 
 SECRET = "s3cr3t-pw"
@@ -174,7 +175,7 @@ async def test_unix_socket(tmp_path: Path) -> None:
 def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI needed to make a test certificate")
+        missing("openssl CLI needed to make a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -183,7 +184,7 @@ def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
         capture_output=True, check=False,
     )  # fmt: skip
     if made.returncode != 0:
-        pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
+        missing(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
     return cert, key
 
 

@@ -7,13 +7,26 @@ hand (see ``__main__``). Nothing here ever binds to a non-loopback address.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import subprocess
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
-__all__ = ["ROOT", "STATE_DIR", "ServiceError", "free_port", "stop_process", "wait_for_port"]
+__all__ = [
+    "ROOT",
+    "STATE_DIR",
+    "ServiceError",
+    "free_port",
+    "in_ci",
+    "missing",
+    "require_module",
+    "stop_process",
+    "wait_for_port",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / "tooling" / ".services"
@@ -26,6 +39,26 @@ class ServiceError(RuntimeError):
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(message: str) -> NoReturn:
+    """A test needs something absent: skip it locally, fail it under ``CI=true``.
+
+    CI must never turn a missing server, package or tool into a silent skip.
+    """
+    import pytest
+
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def require_module(name: str, distribution: str) -> ModuleType:
+    """Import ``name`` for a test, or :func:`missing` naming the distribution to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        missing(f"{distribution} is not installed ({err})")
 
 
 def free_port() -> int:
