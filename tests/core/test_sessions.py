@@ -402,3 +402,96 @@ async def test_handler_decorator_injects_the_session(storage: Storage[Any]) -> N
 
     assert [await on_message(Update(Chat(1)), None) for _ in range(3)] == [1, 2, 3]
     assert on_message.__name__ == "on_message"
+
+
+async def test_lazy_multi_parts_loaded_in_any_order_do_not_deadlock() -> None:
+    shared: Storage[Any] = Storage(MemoryAdapter(), namespace="m")
+    multi = MultiSessions(
+        {
+            "user": Sessions(shared.with_namespace("u"), initial=lambda: {"n": 0}, lazy=True),
+            "chat": Sessions(shared.with_namespace("c"), initial=lambda: {"n": 0}, lazy=True),
+        }
+    )
+
+    async def handler(order: tuple[str, str]) -> None:
+        async with multi.open("k") as s:
+            for name in order:
+                data = await s[name].load()
+                await asyncio.sleep(0)  # let the other handler take its first lock
+                data["n"] += 1
+
+    orders = [("user", "chat") if i % 2 else ("chat", "user") for i in range(20)]
+    await asyncio.wait_for(asyncio.gather(*(handler(order) for order in orders)), timeout=5)
+    async with multi.open("k") as s:
+        assert (await s.user.load())["n"] == 20
+        assert (await s.chat.load())["n"] == 20
+
+
+async def test_evicted_sessions_are_not_reported_as_timed_out() -> None:
+    adapter = MemoryAdapter(max_entries=1, sweep_interval=0)
+    storage: Storage[Any] = Storage(adapter, namespace="bot")
+    expired: list[str] = []
+    sessions = Sessions(storage, initial=dict, on_expire=lambda key, data: expired.append(key))
+    for key in ("a", "b"):
+        async with sessions.open(key) as s:
+            s.data["x"] = 1
+    assert expired == []  # "a" was evicted by the size cap, it did not time out
+    evicted: list[str] = []
+    storage.on_expire(lambda key, value: evicted.append(key), evictions=True)
+    async with sessions.open("c") as s:
+        s.data["x"] = 1
+    assert evicted == ["b"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"ttl": "1h"},
+        {"ttl": 0},
+        {"sliding": "no"},
+        {"lock_ttl": 0},
+        {"lock_ttl": None},
+        {"lock_timeout": -1},
+        {"lock_timeout": "soon"},
+    ],
+)
+def test_bad_session_settings_are_config_errors(storage: Storage[Any], bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        Sessions(storage, isolation="distributed", **bad)
+
+
+def test_bad_storage_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="ttl"):
+        botstate.open_storage({"adapter": "memory", "ttl": "1h"})
+    with pytest.raises(ConfigError, match="max_retries"):
+        botstate.open_storage("memory://", max_retries=-1)
+    storage = botstate.open_storage({"adapter": "memory", "max_retries": 3})
+    assert storage.max_retries == 3
+
+
+async def test_lease_renewal_failures_end_in_lost_not_silence() -> None:
+    class Flaky(MemoryAdapter):
+        failing = False
+
+        async def set_if(self, key: str, value: bytes, **kw: Any) -> bool:
+            if self.failing:
+                raise botstate.StorageUnavailable("backend went away")
+            return await super().set_if(key, value, **kw)
+
+    adapter = Flaky()
+    lease = botstate.Lease(adapter, "lock", ttl=0.15)
+    await lease.acquire()
+    adapter.failing = True
+    await asyncio.sleep(0.4)  # renewals fail for longer than the lease lasts
+    assert lease.lost and not lease.held
+    await lease.release()
+
+
+async def test_atomic_reads_keep_an_entry_recently_used() -> None:
+    adapter = MemoryAdapter(max_entries=2)
+    await adapter.set("hot", b"1")
+    await adapter.set("cold", b"2")
+    assert await adapter.get_versioned("hot") is not None
+    await adapter.set("new", b"3")
+    assert await adapter.get("hot") == b"1"
+    assert await adapter.get("cold") is None

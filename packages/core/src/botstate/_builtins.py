@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codecs import BytesCodec, JsonCodec, TextCodec
+from .codecs import BUILTIN_CODECS
 from .hookspecs import hookimpl
 
 
 @hookimpl
 def botstate_register_codecs(register: Any) -> None:
-    register(JsonCodec())
-    register(BytesCodec())
-    register(TextCodec())
+    for codec in BUILTIN_CODECS.values():
+        register(codec)

@@ -24,7 +24,7 @@ class Capability(str, enum.Enum):
     """``get_versioned``/``set_if``/``delete_if`` are compare-and-set on a version."""
 
     EXPIRY_EVENTS = "expiry_events"
-    """``subscribe(callback)`` reports entries removed by expiry (key and last value)."""
+    """``on_expire(callback)`` reports entries removed by expiry (key and last value)."""
 
     PERSISTENT = "persistent"
     """Data survives a restart of the process (and of the server, where there is one)."""

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["BytesCodec", "Codec", "JsonCodec", "TextCodec"]
+__all__ = ["BUILTIN_CODECS", "BytesCodec", "Codec", "JsonCodec", "TextCodec"]
 
 T = TypeVar("T")
 
@@ -81,3 +81,11 @@ class TextCodec:
 
     def decode(self, data: bytes) -> str:
         return data.decode("utf-8")
+
+
+BUILTIN_CODECS: dict[str, Codec[Any]] = {
+    "json": JsonCodec(),
+    "bytes": BytesCodec(),
+    "text": TextCodec(),
+}
+"""The codecs that ship with the core, by name (registered by the built-in plugin)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .errors import ConfigError, InvalidKey
+
 __all__ = ["MAX_KEY_BYTES", "NAMESPACE_SEPARATOR", "validate_key", "validate_namespace"]
 
 MAX_KEY_BYTES = 1024
@@ -14,8 +16,6 @@ def validate_key(key: object) -> str:
     A key is a non-empty ``str`` of at most 1024 UTF-8 bytes with no NUL
     character and no lone surrogate.
     """
-    from .errors import InvalidKey
-
     if not isinstance(key, str):
         raise InvalidKey(f"key must be str, not {type(key).__name__}: {key!r}", key)
     if not key:
@@ -35,8 +35,6 @@ def validate_key(key: object) -> str:
 
 def validate_namespace(namespace: object) -> str | None:
     """Return a valid namespace (or ``None``); it may not contain ``':'``."""
-    from .errors import ConfigError, InvalidKey
-
     if namespace is None:
         return None
     try:

@@ -82,12 +82,20 @@ class Lease:
             delay = min(delay * 2, 0.1)
 
     async def _renew_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(self.ttl / 3)
-            if not await self._renew():
-                self.lost = True
-                logger.warning("lease %r was lost before it was released", self.key)
-                return
+            try:
+                if not await self._renew():
+                    break  # someone else holds it now
+                renewed = loop.time()
+            except Exception as err:  # e.g. StorageUnavailable: retry until the lease runs out
+                logger.warning("renewing lease %r failed: %s", self.key, err)
+                if loop.time() - renewed >= self.ttl:
+                    break
+        self.lost = True
+        logger.warning("lease %r was lost before it was released", self.key)
 
     async def _renew(self) -> bool:
         version = self._version

@@ -17,7 +17,6 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .adapter import StorageAdapter
-from .codecs import BytesCodec, Codec, JsonCodec, TextCodec
+from .codecs import BUILTIN_CODECS, Codec
 from .errors import AdapterNotFound, BotstateError, ConfigError, InvalidURL, PluginError
 from .storage import TTL, Storage
 from .urls import REDACTED, is_secret_option, parse_url, redact_url
@@ -64,12 +63,7 @@ KNOWN_SCHEMES = {
     "dynamodb": "kv",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_.+-]*$")
-_STORAGE_OPTIONS = ("namespace", "ttl", "codec")
-_BUILTIN_CODECS: dict[str, Codec[Any]] = {
-    "json": JsonCodec(),
-    "bytes": BytesCodec(),
-    "text": TextCodec(),
-}
+_STORAGE_OPTIONS = ("namespace", "ttl", "codec", "max_retries")  # for Storage, not the adapter
 
 
 @dataclass
@@ -213,6 +207,13 @@ class _Registry:
         return register
 
 
+def entry_points(group: str) -> Any:
+    """``importlib.metadata.entry_points``, imported when plugins first load (~20 ms)."""
+    from importlib import metadata
+
+    return metadata.entry_points(group=group)
+
+
 _registry: _Registry | None = None
 _lock = threading.Lock()
 
@@ -251,8 +252,8 @@ def adapters() -> list[AdapterInfo]:
 
 def get_codec(name: str) -> Codec[Any]:
     """Return the codec registered as ``name`` (``json``, ``bytes``, ``text`` or a plugin's)."""
-    if name in _BUILTIN_CODECS:
-        return _BUILTIN_CODECS[name]
+    if name in BUILTIN_CODECS:  # no plugin loading needed for these
+        return BUILTIN_CODECS[name]
     registry = _get_registry()
     if name not in registry.codecs:
         known = ", ".join(sorted(registry.codecs))
@@ -401,18 +402,16 @@ def open_storage(
     >>> open_storage({"adapter": "redis", "url": "redis://localhost:6379/0"})
     >>> open_storage()          # reads BOTSTATE_STORAGE
 
-    ``namespace``, ``ttl`` and ``codec`` configure the ``Storage``; other
-    keyword options (and other keys of a mapping) go to the adapter. Opening
-    does no I/O: adapters connect on first use.
+    ``namespace``, ``ttl``, ``codec`` and ``max_retries`` configure the
+    ``Storage``; other keyword options (and other keys of a mapping) go to the
+    adapter. Opening does no I/O: adapters connect on first use.
     """
     name, url, opts = _resolve(spec, options)
-    namespace = opts.pop("namespace", None) if namespace is None else namespace
-    ttl = opts.pop("ttl", None) if ttl is None else ttl
-    codec = opts.pop("codec", None) if codec is None else codec
-    for key in _STORAGE_OPTIONS:
-        opts.pop(key, None)
+    settings = {key: opts.pop(key) for key in _STORAGE_OPTIONS if key in opts}
+    explicit = {"namespace": namespace, "ttl": ttl, "codec": codec}
+    settings.update({key: value for key, value in explicit.items() if value is not None})
     adapter = _open(name, url, opts)
-    return Storage(adapter, namespace=namespace, ttl=ttl, codec=codec or "json")
+    return Storage(adapter, **settings)
 
 
 def _allow_list() -> set[str] | None:

@@ -24,7 +24,7 @@ from .capabilities import Capability
 from .errors import ConfigError, ConflictError, MigrationError, UnsupportedOperation
 from .leases import Lease
 from .locks import KeyedLock
-from .storage import TTL, Storage, _seconds
+from .storage import TTL, Storage, config_seconds
 
 __all__ = ["Isolation", "MultiSession", "MultiSessions", "Session", "Sessions"]
 
@@ -44,9 +44,12 @@ class Session(Generic[T]):
     session. A lazy session reads storage only on ``await session.load()``.
     """
 
-    def __init__(self, sessions: Sessions[T], key: str, acquire: Callable[[], Awaitable[None]]):
+    def __init__(
+        self, sessions: Sessions[T], key: str, full: str, acquire: Callable[[], Awaitable[None]]
+    ) -> None:
         self._sessions = sessions
         self.key = key
+        self._full = full  # the adapter key, validated once per open()
         self._acquire = acquire
         self._loaded = False
         self._assigned = False
@@ -56,7 +59,6 @@ class Session(Generic[T]):
         self._exists = False
         self._version: Version | None = None
         self._fixed_expiry: float | None = None
-        self._migrated = False
 
     @property
     def loaded(self) -> bool:
@@ -148,6 +150,15 @@ class Sessions(Generic[T]):
         for step in migrations:
             if not isinstance(step, int) or not 1 <= step <= version:
                 raise ConfigError(f"migration key {step!r} must be an int in 1..{version}")
+        if not isinstance(sliding, bool):
+            raise ConfigError(f"sliding must be True or False, got {sliding!r}")
+        lock_ttl_s = config_seconds(lock_ttl, "lock_ttl")
+        if lock_ttl_s is None or lock_ttl_s == float("inf"):
+            raise ConfigError(f"lock_ttl must be a finite number of seconds, got {lock_ttl!r}")
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
+            raise ConfigError(f"lock_timeout must be seconds, got {lock_timeout!r}")
+        if not lock_timeout >= 0:
+            raise ConfigError(f"lock_timeout must be >= 0, got {lock_timeout!r}")
         if isolation == "distributed" and Capability.ATOMIC not in storage.adapter.capabilities:
             raise UnsupportedOperation(
                 f"isolation='distributed' needs an ATOMIC adapter; "
@@ -156,16 +167,21 @@ class Sessions(Generic[T]):
         self.storage = storage
         self.initial = initial
         self.key = key
-        self.ttl = None if ttl is None else _seconds(ttl)
+        self.ttl = config_seconds(ttl, "ttl")
         self.sliding = sliding
         self.version = version
         self.migrations = migrations
         self.isolation = isolation
         self.lazy = lazy
-        self.lock_ttl = lock_ttl
-        self.lock_timeout = lock_timeout
+        self.lock_ttl = lock_ttl_s
+        self.lock_timeout = float(lock_timeout)
         self._locks = KeyedLock()
-        self._lock_storage = storage.with_namespace(f"{storage.namespace or 'botstate'}~lock")
+        # Lease entries live beside the sessions, in the namespace "<namespace>~lock".
+        self._lock_storage = (
+            storage.with_namespace(f"{storage.namespace or 'botstate'}~lock")
+            if isolation == "distributed"
+            else None
+        )
         self._unsubscribe: Callable[[], None] | None = None
         if on_expire is not None:
             self._unsubscribe = self._subscribe(on_expire)
@@ -191,8 +207,8 @@ class Sessions(Generic[T]):
         exit if the data changed; saves nothing if the block raises.
         """
         key = self.key_for(target)
-        self.storage.full_key(key)  # validate before taking any lock
-        return _SessionScope(self, key, self.lazy if lazy is None else lazy)
+        full = self.storage.full_key(key)  # validated before any lock is taken
+        return _SessionScope(self, key, full, self.lazy if lazy is None else lazy)
 
     def handler(
         self, key: Callable[..., Any] | None = None, *, arg: str = "session"
@@ -219,6 +235,7 @@ class Sessions(Generic[T]):
         return decorate
 
     def _lease(self, key: str) -> Lease:
+        assert self._lock_storage is not None  # built for isolation="distributed"
         return Lease(
             self._lock_storage.adapter,
             self._lock_storage.full_key(key),
@@ -232,8 +249,7 @@ class Sessions(Generic[T]):
         return self.initial() if self.initial is not None else None
 
     async def _load(self, session: Session[T]) -> None:
-        adapter = self.storage.adapter
-        full = self.storage.full_key(session.key)
+        adapter, full = self.storage.adapter, session._full
         if self.isolation == "distributed":
             got = await adapter.get_versioned(full)
             raw, session._version = (None, None) if got is None else got
@@ -274,7 +290,6 @@ class Sessions(Generic[T]):
                 raise MigrationError(
                     f"migration to version {step} failed for session {session.key!r}: {err}"
                 ) from err
-            session._migrated = True
         return data  # type: ignore[no-any-return]
 
     def _pending_write(
@@ -302,7 +317,7 @@ class Sessions(Generic[T]):
         if not self.sliding and expires_at is not None:
             envelope[_E] = expires_at
         data = self.storage.encode(session.key, envelope)
-        if data == session._raw and not session._migrated:
+        if data == session._raw:  # migrated data differs: its envelope has the new version
             return None
         return data, expires_at
 
@@ -310,8 +325,7 @@ class Sessions(Generic[T]):
         pending = self._pending_write(session)
         if pending is None:
             return
-        adapter = self.storage.adapter
-        full = self.storage.full_key(session.key)
+        adapter, full = self.storage.adapter, session._full
         distributed = self.isolation == "distributed" and session._loaded
         if pending == "delete":
             if distributed and session._version is not None:
@@ -360,12 +374,26 @@ class Sessions(Generic[T]):
 class _SessionScope(Generic[T]):
     """``async with sessions.open(...)``: lock, load, yield the session, save, unlock."""
 
-    __slots__ = ("_hold", "_key", "_lazy", "_lease", "_locked", "_session", "_sessions")
+    __slots__ = (
+        "_before",
+        "_full",
+        "_hold",
+        "_key",
+        "_lazy",
+        "_lease",
+        "_locked",
+        "_session",
+        "_sessions",
+    )
 
-    def __init__(self, sessions: Sessions[T], key: str, lazy: bool) -> None:
+    def __init__(self, sessions: Sessions[T], key: str, full: str, lazy: bool) -> None:
         self._sessions = sessions
         self._key = key
+        self._full = full
         self._lazy = lazy
+        # Scopes that must be locked before this one (MultiSessions: the parts
+        # before it), so lazy parts loaded in any order still lock in one order.
+        self._before: tuple[_SessionScope[Any], ...] = ()
         self._locked = False
         self._hold: Any = None
         self._lease: Lease | None = None
@@ -374,6 +402,8 @@ class _SessionScope(Generic[T]):
     async def _acquire(self) -> None:
         if self._locked:
             return
+        for earlier in self._before:
+            await earlier._acquire()
         self._locked = True
         sessions = self._sessions
         if sessions.isolation == "none":
@@ -397,7 +427,7 @@ class _SessionScope(Generic[T]):
                 await hold.__aexit__(None, None, None)
 
     async def __aenter__(self) -> Session[T]:
-        session: Session[T] = Session(self._sessions, self._key, self._acquire)
+        session: Session[T] = Session(self._sessions, self._key, self._full, self._acquire)
         self._session = session
         if not self._lazy:
             try:
@@ -451,8 +481,10 @@ class MultiSessions:
     >>> async with multi.open(update) as s:
     ...     s.user.data["lang"] = "en"; s.chat.data["messages"] += 1
 
-    Parts are locked in the order given, so concurrent handlers cannot deadlock.
-    Each part keeps its own ``lazy`` setting (or pass ``lazy=`` to override all).
+    Parts are locked in the order given, so concurrent handlers cannot deadlock:
+    loading a lazy part first takes the locks of the parts before it (locks
+    only, no reads). Each part keeps its own ``lazy`` setting (or pass
+    ``lazy=`` to override all).
     """
 
     def __init__(self, parts: Mapping[str, Sessions[Any]]) -> None:
@@ -465,8 +497,11 @@ class MultiSessions:
         self, target: Any = None, *, lazy: bool | None = None
     ) -> AsyncIterator[MultiSession]:
         async with AsyncExitStack() as stack:
-            opened = {
-                name: await stack.enter_async_context(part.open(target, lazy=lazy))
-                for name, part in self.parts.items()
-            }
+            opened: dict[str, Session[Any]] = {}
+            scopes: list[_SessionScope[Any]] = []
+            for name, part in self.parts.items():
+                scope = part.open(target, lazy=lazy)
+                scope._before = tuple(scopes)
+                scopes.append(scope)
+                opened[name] = await stack.enter_async_context(scope)
             yield MultiSession(opened)

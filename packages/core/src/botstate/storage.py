@@ -16,7 +16,7 @@ from .adapter import ExpiryEvent, StorageAdapter
 from .capabilities import Capability
 from .clock import Clock, system_clock
 from .codecs import Codec
-from .errors import ConflictError, DecodeError, EncodeError, UnsupportedOperation
+from .errors import ConfigError, ConflictError, DecodeError, EncodeError, UnsupportedOperation
 from .keys import NAMESPACE_SEPARATOR, validate_key, validate_namespace
 from .locks import KeyedLock
 
@@ -65,7 +65,9 @@ class Storage(Generic[T]):
         self.adapter = adapter
         self.codec: Codec[T] = codec
         self.namespace = validate_namespace(namespace)
-        self.default_ttl = _seconds(ttl, allow_none=True)
+        self.default_ttl = config_seconds(ttl, "ttl")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError(f"max_retries must be an int >= 0, got {max_retries!r}")
         self.clock = clock
         self.max_retries = max_retries
         self._prefix = f"{self.namespace}{NAMESPACE_SEPARATOR}" if self.namespace else ""
@@ -76,27 +78,15 @@ class Storage(Generic[T]):
         """The adapter-level key for ``key``: validated, with the namespace prefix."""
         return self._prefix + validate_key(key)
 
-    _full = full_key
-
     def expires_at(self, ttl: TTL = None) -> float | None:
         """The absolute expiry a write with ``ttl`` gets now (``None``: never)."""
-        return self._expires_at(ttl)
-
-    def encode(self, key: str, value: T) -> bytes:
-        """Encode ``value`` with the codec; ``EncodeError`` names ``key``."""
-        return self._encode(key, value)
-
-    def decode(self, key: str, data: bytes) -> T:
-        """Decode stored bytes with the codec; ``DecodeError`` names ``key``."""
-        return self._decode(key, data)
-
-    def _expires_at(self, ttl: TTL) -> float | None:
         seconds = self.default_ttl if ttl is None else _seconds(ttl)
         if seconds is None or seconds == math.inf:
             return None
         return self.clock() + seconds
 
-    def _encode(self, key: str, value: T) -> bytes:
+    def encode(self, key: str, value: T) -> bytes:
+        """Encode ``value`` with the codec; ``EncodeError`` names ``key``."""
         try:
             data = self.codec.encode(value)
         except Exception as err:
@@ -107,7 +97,8 @@ class Storage(Generic[T]):
             raise EncodeError(f"codec {self.codec.name!r} returned {type(data).__name__}", key)
         return data
 
-    def _decode(self, key: str, data: bytes) -> T:
+    def decode(self, key: str, data: bytes) -> T:
+        """Decode stored bytes with the codec; ``DecodeError`` names ``key``."""
         try:
             return self.codec.decode(data)
         except Exception as err:
@@ -125,47 +116,47 @@ class Storage(Generic[T]):
     # -- single keys ------------------------------------------------------
     async def get(self, key: str, default: T | None = None) -> T | None:
         """Return the value of ``key``, or ``default`` if it is absent or expired."""
-        full = self._full(key)
+        full = self.full_key(key)
         data = await self.adapter.get(full)
-        return default if data is None else self._decode(key, data)
+        return default if data is None else self.decode(key, data)
 
     async def has(self, key: str) -> bool:
         """Return ``True`` if ``key`` holds a live value."""
-        return await self.adapter.has(self._full(key))
+        return await self.adapter.has(self.full_key(key))
 
     async def set(self, key: str, value: T, *, ttl: TTL = None) -> None:
         """Store ``value`` under ``key``. Nothing is written if encoding fails."""
-        full = self._full(key)
-        data = self._encode(key, value)
-        await self.adapter.set(full, data, expires_at=self._expires_at(ttl))
+        full = self.full_key(key)
+        data = self.encode(key, value)
+        await self.adapter.set(full, data, expires_at=self.expires_at(ttl))
 
     async def delete(self, key: str) -> bool:
         """Delete ``key``; return ``True`` if it held a live value."""
-        return await self.adapter.delete(self._full(key))
+        return await self.adapter.delete(self.full_key(key))
 
     async def ttl(self, key: str) -> float | None:
         """Remaining seconds before ``key`` expires; ``None`` if it never expires or is absent."""
-        expires_at = await self.adapter.get_expiry(self._full(key))
+        expires_at = await self.adapter.get_expiry(self.full_key(key))
         return None if expires_at is None else max(0.0, expires_at - self.clock())
 
     # -- batches ----------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
         """Return ``{key: value}`` for the keys that hold live values."""
-        wanted = {self._full(key): key for key in keys}
+        wanted = {self.full_key(key): key for key in keys}
         if not wanted:
             return {}
         found = await self.adapter.get_many(list(wanted))
-        return {wanted[full]: self._decode(wanted[full], data) for full, data in found.items()}
+        return {wanted[full]: self.decode(wanted[full], data) for full, data in found.items()}
 
     async def set_many(self, items: Mapping[str, T], *, ttl: TTL = None) -> None:
         """Store every item with one expiry. Nothing is written if any value fails to encode."""
-        encoded = {self._full(key): self._encode(key, value) for key, value in items.items()}
+        encoded = {self.full_key(key): self.encode(key, value) for key, value in items.items()}
         if encoded:
-            await self.adapter.set_many(encoded, expires_at=self._expires_at(ttl))
+            await self.adapter.set_many(encoded, expires_at=self.expires_at(ttl))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Delete ``keys``; return how many held live values."""
-        fulls = list(dict.fromkeys(self._full(key) for key in keys))
+        fulls = list(dict.fromkeys(self.full_key(key) for key in keys))
         return await self.adapter.delete_many(fulls) if fulls else 0
 
     async def keys(self, prefix: str = "") -> AsyncIterator[str]:
@@ -205,30 +196,30 @@ class Storage(Generic[T]):
         >>> await storage.update("hits", lambda v: (v or 0) + 1)
         1
         """
-        full = self._full(key)
+        full = self.full_key(key)
         if Capability.ATOMIC not in self.adapter.capabilities:
             async with self._local_locks.hold(full):
                 data = await self.adapter.get(full)
-                new = await _call(fn, None if data is None else self._decode(key, data))
+                new = await _call(fn, None if data is None else self.decode(key, data))
                 if new is None:
                     await self.adapter.delete(full)
                 else:
                     await self.adapter.set(
-                        full, self._encode(key, new), expires_at=self._expires_at(ttl)
+                        full, self.encode(key, new), expires_at=self.expires_at(ttl)
                     )
                 return cast("T | None", new)
         for attempt in range(self.max_retries + 1):
             current = await self.adapter.get_versioned(full)
-            old = None if current is None else self._decode(key, current[0])
+            old = None if current is None else self.decode(key, current[0])
             new = await _call(fn, old)
             if new is None:
                 if current is None or await self.adapter.delete_if(full, version=current[1]):
                     return None
             else:
-                data = self._encode(key, new)
+                data = self.encode(key, new)
                 version = None if current is None else current[1]
                 if await self.adapter.set_if(
-                    full, data, version=version, expires_at=self._expires_at(ttl)
+                    full, data, version=version, expires_at=self.expires_at(ttl)
                 ):
                     return cast("T | None", new)
             # Lost the race: back off a little, with jitter, so writers spread out.
@@ -237,21 +228,27 @@ class Storage(Generic[T]):
 
     # -- events and lifecycle ---------------------------------------------
     def on_expire(
-        self, callback: Callable[[str, T | None], Awaitable[None] | None]
+        self,
+        callback: Callable[[str, T | None], Awaitable[None] | None],
+        *,
+        evictions: bool = False,
     ) -> Callable[[], None]:
         """Call ``callback(key, last_value)`` when a key of this namespace expires.
 
-        Needs an adapter with ``EXPIRY_EVENTS``. Returns an unsubscribe function.
+        Entries pushed out by a size cap (the memory adapter's ``max_entries``)
+        are reported too only with ``evictions=True``: an evicted session did
+        not time out. Needs an adapter with ``EXPIRY_EVENTS``. Returns an
+        unsubscribe function.
         """
         self._require(Capability.EXPIRY_EVENTS, "on_expire()")
         prefix, cut = self._prefix, len(self._prefix)
 
         def relay(event: ExpiryEvent) -> Awaitable[None] | None:
-            if not event.key.startswith(prefix):
+            if not event.key.startswith(prefix) or (event.reason != "expired" and not evictions):
                 return None
             key = event.key[cut:]
             try:
-                value: T | None = self._decode(key, event.value)
+                value: T | None = self.decode(key, event.value)
             except DecodeError:
                 logger.warning("expired key %r held undecodable bytes", key)
                 value = None
@@ -297,6 +294,14 @@ async def _call(fn: Callable[[Any], Any], value: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def config_seconds(value: object, name: str) -> float | None:
+    """A configured duration (``None`` allowed); a bad one is a :class:`ConfigError`."""
+    try:
+        return _seconds(value, allow_none=True)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{name}: {err}") from None
 
 
 def _seconds(ttl: object, *, allow_none: bool = False) -> float | None:

@@ -114,12 +114,21 @@ class MemoryAdapter(BaseAdapter):
             if len(data) > self.max_entries:
                 self._evict()
         if expires_at is not None:
-            heapq.heappush(self._heap, (expires_at, version, key))
-            sweeper = self._sweeper
-            if sweeper is None or sweeper.done():
-                self._ensure_sweeper()
-            if len(self._heap) > 2 * len(data) + 64:
-                self._compact_heap()
+            self._track_expiry(expires_at, version, key)
+
+    def _track_expiry(self, expires_at: float, seq: int, keys: str | tuple[str, ...]) -> None:
+        """Leave a heap hint for ``keys``, start the sweeper, keep the heap compact."""
+        heapq.heappush(self._heap, (expires_at, seq, keys))
+        sweeper = self._sweeper
+        if sweeper is None or sweeper.done():
+            self._ensure_sweeper()
+        if len(self._heap) > 2 * len(self._data) + 64:
+            self._compact_heap()
+
+    def _touch(self, key: str) -> None:
+        """Mark ``key`` as recently used (only the LRU cap cares)."""
+        if self.max_entries:
+            self._data.move_to_end(key)
 
     def _evict(self) -> None:
         while len(self._data) > self.max_entries:
@@ -166,15 +175,10 @@ class MemoryAdapter(BaseAdapter):
 
     # -- the contract -----------------------------------------------------
     async def get(self, key: str) -> bytes | None:
-        entry = self._data.get(key)
+        entry = self._live(key)
         if entry is None:
             return None
-        expires_at = entry[_EXPIRES]
-        if expires_at is not None and expires_at <= self.clock():
-            self._live(key)  # drops it and reports the expiry
-            return None
-        if self.max_entries:
-            self._data.move_to_end(key)
+        self._touch(key)
         return entry[_VALUE]
 
     async def has(self, key: str) -> bool:
@@ -196,29 +200,24 @@ class MemoryAdapter(BaseAdapter):
             entry = self._live(key, now)
             if entry is not None:
                 found[key] = entry[_VALUE]
+                self._touch(key)
         return found
 
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
     ) -> None:
         # The loop of _write, inlined: the batch shares one deadline and one heap item.
-        data, heap, cap, version = self._data, self._heap, self.max_entries, self._counter
+        data, cap, version = self._data, self.max_entries, self._counter
         for key, value in items.items():
             version += 1
             data[key] = (value if type(value) is bytes else bytes(value), expires_at, version)
             if cap:
                 data.move_to_end(key)
-        if expires_at is not None and items:
-            heapq.heappush(heap, (expires_at, version, tuple(items)))  # one hint per batch
         self._counter = version
         if cap and len(data) > cap:
             self._evict()
         if expires_at is not None and items:
-            sweeper = self._sweeper
-            if sweeper is None or sweeper.done():
-                self._ensure_sweeper()
-            if len(heap) > 2 * len(data) + 64:
-                self._compact_heap()
+            self._track_expiry(expires_at, version, tuple(items))  # one hint per batch
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         removed = 0
@@ -240,7 +239,10 @@ class MemoryAdapter(BaseAdapter):
 
     async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
         entry = self._live(key)
-        return None if entry is None else (entry[_VALUE], entry[_VERSION])
+        if entry is None:
+            return None
+        self._touch(key)  # read-modify-write counts as use
+        return entry[_VALUE], entry[_VERSION]
 
     async def set_if(
         self,
