@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from botstate import ConfigError, InvalidURL, coerce_options, parse_url, redact_url
+from botstate import (
+    ConfigError,
+    InvalidURL,
+    Seconds,
+    SecondsOrZero,
+    coerce_options,
+    parse_url,
+    redact_secrets,
+    redact_url,
+)
 
 
 def test_parse_full_url() -> None:
@@ -61,3 +70,26 @@ def test_coerce_options() -> None:
     with pytest.raises(ConfigError) as info:
         coerce_options({"password": 5}, {"password": str}, adapter="a")
     assert "5" not in str(info.value).replace("adapter", "")
+
+
+def test_seconds_kinds() -> None:
+    spec = {"timeout": Seconds, "interval": SecondsOrZero}
+    assert coerce_options({"timeout": "1.5", "interval": "0"}, spec, adapter="a") == {
+        "timeout": 1.5,
+        "interval": 0.0,
+    }
+    for bad in ("0", "-1", "inf", "nan", True, "soon"):
+        with pytest.raises(ConfigError, match="positive, finite number of seconds"):
+            coerce_options({"timeout": bad}, spec, adapter="a")
+    for bad in ("-1", "inf", "nan"):
+        with pytest.raises(ConfigError, match="seconds >= 0"):
+            coerce_options({"interval": bad}, spec, adapter="a")
+
+
+def test_redact_secrets_in_free_text() -> None:
+    url = "redis://:p%2Fss@host:1/0?token=tok123"
+    text = f"failed on {url}: auth p/ss rejected, token tok123, key AKIAXYZ"
+    clean = redact_secrets(text, url=url, options={"aws_secret_access_key": "AKIAXYZ"})
+    for secret in ("p/ss", "p%2Fss", "tok123", "AKIAXYZ"):
+        assert secret not in clean
+    assert redact_secrets("say hunter2", secrets=["hunter2"]) == "say ***"

@@ -45,7 +45,15 @@ from .registry import (
 from .scopes import chat_key, topic_key, user_in_chat_key, user_key
 from .sessions import Isolation, MultiSession, MultiSessions, Session, Sessions
 from .storage import FOREVER, TTL, Storage
-from .urls import StorageURL, coerce_options, parse_url, redact_url
+from .urls import (
+    Seconds,
+    SecondsOrZero,
+    StorageURL,
+    coerce_options,
+    parse_url,
+    redact_secrets,
+    redact_url,
+)
 
 __all__ = [
     "FOREVER",
@@ -77,6 +85,8 @@ __all__ = [
     "MultiSession",
     "MultiSessions",
     "PluginError",
+    "Seconds",
+    "SecondsOrZero",
     "Session",
     "Sessions",
     "Storage",
@@ -97,6 +107,7 @@ __all__ = [
     "open_adapter",
     "open_storage",
     "parse_url",
+    "redact_secrets",
     "redact_url",
     "register_plugin",
     "reset_registry",

@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import pluggy
 
@@ -27,7 +26,7 @@ from .adapter import StorageAdapter
 from .codecs import BUILTIN_CODECS, Codec
 from .errors import AdapterNotFound, BotstateError, ConfigError, InvalidURL, PluginError
 from .storage import TTL, Storage
-from .urls import REDACTED, is_secret_option, parse_url, redact_url
+from .urls import redact_secrets, redact_url
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -300,7 +299,7 @@ def _resolve(
         if name is None and url is None:
             raise ConfigError("storage config needs 'adapter' or 'url'")
         if url is not None:
-            by_url = _name_for_url(url)
+            by_url = adapter_name_for_url(url)
             if name is not None and name != by_url:
                 raise ConfigError(
                     f"adapter {name!r} does not match the URL scheme of {redact_url(url)!r} "
@@ -315,11 +314,12 @@ def _resolve(
             f"storage spec must be a URL, a name or a mapping, not {type(spec).__name__}"
         )
     if "://" in spec:
-        return _name_for_url(spec), spec, dict(options)
+        return adapter_name_for_url(spec), spec, dict(options)
     return spec, None, dict(options)
 
 
-def _name_for_url(url: str) -> str:
+def adapter_name_for_url(url: str) -> str:
+    """The name of the adapter serving ``url``'s scheme (``AdapterNotFound`` if none)."""
     # Only the scheme matters here; the adapter parses the rest (``sqlite://:memory:``
     # is not a host:port URL, and that is the SQLite adapter's business).
     scheme, sep, _ = url.partition("://")
@@ -352,7 +352,7 @@ def _open(name: str, url: str | None, options: dict[str, Any]) -> StorageAdapter
         return factory(url, **options)
     except Exception as err:
         raw = str(err)
-        clean = _scrub(raw, url, options)
+        clean = redact_secrets(raw, url=url, options=options)
         if isinstance(err, BotstateError):
             if clean == raw:
                 raise
@@ -368,23 +368,6 @@ def _open(name: str, url: str | None, options: dict[str, Any]) -> StorageAdapter
         if clean != raw:
             raise error from None  # the original still holds the secret
         raise error from err
-
-
-def _scrub(text: str, url: str | None, options: Mapping[str, Any]) -> str:
-    """Replace the URL's password and every secret option's value in ``text`` by ``***``."""
-    secrets = [str(v) for k, v in options.items() if v is not None and is_secret_option(k)]
-    if url:
-        text = text.replace(url, redact_url(url))
-        try:
-            parsed = parse_url(url)
-        except InvalidURL:
-            parsed = None
-        if parsed is not None:
-            secrets.append(parsed.password or "")
-            secrets += [v for k, v in parsed.query.items() if is_secret_option(k)]
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, REDACTED).replace(quote(secret, safe=""), REDACTED)
-    return text
 
 
 def open_storage(

@@ -8,14 +8,23 @@ of a :class:`StorageURL` or in :func:`redact_url` output.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from .errors import ConfigError, InvalidURL
 
-__all__ = ["StorageURL", "coerce_options", "parse_url", "redact_url"]
+__all__ = [
+    "Seconds",
+    "SecondsOrZero",
+    "StorageURL",
+    "coerce_options",
+    "parse_url",
+    "redact_secrets",
+    "redact_url",
+]
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "key_id", "auth")
 REDACTED = "***"
@@ -134,6 +143,35 @@ def redact_url(url: str) -> str:
         return _safe(url)
 
 
+def redact_secrets(
+    text: str,
+    *,
+    url: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    secrets: Iterable[str] = (),
+) -> str:
+    """Return ``text`` (an error message, a log line) with every secret replaced by ``***``.
+
+    Secrets are the password and secret query options of ``url``, the values
+    of secret-looking ``options`` (see :func:`is_secret_option`), and
+    ``secrets``; each is also hidden in its percent-encoded form.
+    """
+    found = [str(v) for k, v in (options or {}).items() if v is not None and is_secret_option(k)]
+    found += list(secrets)
+    if url:
+        text = text.replace(url, redact_url(url))
+        try:
+            parsed = parse_url(url)
+        except InvalidURL:
+            parsed = None
+        if parsed is not None:
+            found.append(parsed.password or "")
+            found += [v for k, v in parsed.query.items() if is_secret_option(k)]
+    for secret in sorted(filter(None, found), key=len, reverse=True):
+        text = text.replace(secret, REDACTED).replace(quote(secret, safe=""), REDACTED)
+    return text
+
+
 def _safe(url: object) -> str:
     """Best-effort redaction of text that did not parse as a URL."""
     text = str(url)
@@ -145,6 +183,19 @@ def _safe(url: object) -> str:
         return f"{scheme}://{rest[:colon]}:{REDACTED}@{rest[at + 1 :]}"
     return text
 
+
+class Seconds(float):
+    """Option kind for :func:`coerce_options`: a positive, finite number of seconds."""
+
+
+class SecondsOrZero(float):
+    """Option kind: a finite number of seconds >= 0 (``0`` usually means "off")."""
+
+
+_KIND_NAMES: dict[type, str] = {
+    Seconds: "a positive, finite number of seconds",
+    SecondsOrZero: "a finite number of seconds >= 0",
+}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -171,7 +222,8 @@ def coerce_options(
             out[name] = _coerce(value, kind)
         except (TypeError, ValueError):
             raise ConfigError(
-                f"option {name!r} of adapter {adapter!r} must be {kind.__name__}, got {shown}"
+                f"option {name!r} of adapter {adapter!r} must be "
+                f"{_KIND_NAMES.get(kind, kind.__name__)}, got {shown}"
             ) from None
     return out
 
@@ -196,6 +248,15 @@ def _coerce(value: Any, kind: type) -> Any:
         if isinstance(value, bool):
             raise ValueError(value)
         return float(value)
+    if kind is Seconds or kind is SecondsOrZero:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        seconds = float(value)
+        if not (
+            math.isfinite(seconds) and (seconds > 0 or (kind is SecondsOrZero and seconds == 0))
+        ):
+            raise ValueError(value)
+        return seconds
     if kind is str:
         if not isinstance(value, str):
             raise TypeError(value)
