@@ -7,7 +7,6 @@ the root conftest's session fixtures. Every test runs ``python -m botstate``.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 import botstate
-from tooling.services import free_port, in_ci, missing
+from tooling.services import free_port, missing, require_module
 
 COMMANDS = ["adapters", "keys", "get", "set", "delete", "copy", "check"]
 REDIS_DB = 9  # away from the db 0 the adapter tests use
@@ -45,15 +44,10 @@ def cli(
     )
 
 
-def installed(name: str) -> bool:
-    return any(a.name == name and a.error is None for a in botstate.adapters())
-
-
-def needs(name: str) -> Any:
-    # Under CI=true the test runs anyway, and fails on the missing adapter.
-    return pytest.mark.skipif(
-        not installed(name) and not in_ci(), reason=f"adapter {name!r} is not installed"
-    )
+def need(adapter: str) -> None:
+    """Skip the test locally (fail it under CI=true) unless ``adapter`` is installed and loads."""
+    if not any(a.name == adapter and a.error is None for a in botstate.adapters()):
+        missing(f"botstate-storage-{adapter} is not installed")
 
 
 def run(coro: Any) -> Any:
@@ -85,22 +79,19 @@ async def dump(url: str, prefix: str = "") -> dict[str, tuple[bytes, float | Non
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    if not installed("sqlite"):
-        missing("botstate-storage-sqlite is not installed")
+    need("sqlite")
     return f"sqlite:///{tmp_path / 'bot.db'}"
 
 
 @pytest.fixture
 def redis_url(redis_server: Any) -> str:
-    if not installed("redis"):
-        missing("botstate-storage-redis is not installed")
+    need("redis")
     return f"redis://127.0.0.1:{redis_server.port}/{REDIS_DB}"
 
 
 @pytest.fixture
 def kv_url(dynamodb_local: Any) -> str:
-    if not installed("kv"):
-        missing("botstate-storage-kv is not installed")
+    need("kv")
     return str(dynamodb_local.url(f"cli-{uuid.uuid4().hex[:12]}"))
 
 
@@ -264,7 +255,7 @@ def test_adapter_not_installed_names_the_distribution() -> None:
 def test_bad_urls_and_options_exit_2(url: str) -> None:
     result = cli("keys", url)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("botstate: error: ") or "botstate: error:" in result.stderr
+    assert "botstate: error:" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -276,7 +267,6 @@ def test_usage_errors_exit_2_without_echoing_passwords() -> None:
     assert secret not in result.stderr + result.stdout
 
 
-@needs("redis")
 @pytest.mark.parametrize(
     "args",
     [
@@ -284,19 +274,16 @@ def test_usage_errors_exit_2_without_echoing_passwords() -> None:
         ("keys", "{url}"),
         ("set", "{url}", "k", "1"),
         ("check", "{url}"),
-        ("copy", "memory://", "{url}"),
     ],
 )
 def test_unreachable_redis_exits_3_and_hides_the_password(args: tuple[str, ...]) -> None:
+    need("redis")
     secret = "Sup3r-s3cret-pw"
     url = dead_redis_url(secret)
     result = cli(*(a.format(url=url) for a in args), "--timeout", "5")
     output = result.stdout + result.stderr
-    if args[0] == "copy":  # empty source: nothing to write, nothing fails
-        assert result.returncode == 0, output
-    else:
-        assert result.returncode == 3, output
-        assert "botstate: error:" in result.stderr
+    assert result.returncode == 3, output
+    assert "botstate: error:" in result.stderr
     assert secret not in output
     assert "Traceback" not in output
 
@@ -396,6 +383,8 @@ def test_set_with_ttl_and_stdin(sqlite_url: str) -> None:
         (("k", "not json"), "not valid JSON"),
         (("k", "1", "--ttl", "-5"), "--ttl must be a positive"),
         (("k", "1", "--ttl", "soon"), "invalid float value"),
+        (("k", "1", "--ttl", "inf"), "--ttl must be a positive number of seconds, got inf"),
+        (("k", "1", "--ttl", "nan"), "--ttl must be a positive number of seconds, got nan"),
         (("", "1"), "key must not be empty"),
     ],
 )
@@ -406,6 +395,33 @@ def test_set_rejects_bad_input_with_exit_2(
     assert result.returncode == 2
     assert message in result.stderr
     assert cli("keys", sqlite_url).stdout.split() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("keys", "memory://", "--timeout", "-1"), "--timeout must be 0 or a positive number"),
+        (("keys", "memory://", "--timeout", "nan"), "--timeout must be 0 or a positive number"),
+        (("keys", "memory://", "--timeout", "inf"), "--timeout must be 0 or a positive number"),
+        (("keys", "memory://", "--timeout", "1m"), "--timeout: invalid float value: '1m'"),
+        (("copy", "memory://", "memory://?x", "--max-errors", "-3"), "--max-errors must be a"),
+        (("copy", "memory://", "memory://?x", "--batch", "0"), "--batch must be a whole number"),
+        (("copy", "memory://", "memory://?x", "--batch", "2.5"), "--batch: invalid int value"),
+    ],
+)
+def test_bad_numeric_options_exit_2_before_anything_runs(
+    args: tuple[str, ...], message: str
+) -> None:
+    result = cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "usage:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_timeout_0_means_no_limit() -> None:
+    result = cli("keys", "memory://", "--timeout", "0")
+    assert result.returncode == 0, result.stderr
 
 
 # -- copy -----------------------------------------------------------------
@@ -478,23 +494,21 @@ def test_copy_prefix_copies_only_matching_keys(sqlite_url: str, redis_url: str, 
     _assert_copied(run(dump(redis_url, tag)), want)
 
 
-def test_copy_redis_back_to_a_new_sqlite_file(redis_url: str, tmp_path: Path, tag: str) -> None:
-    if not installed("sqlite"):
-        missing("botstate-storage-sqlite is not installed")
+def test_copy_redis_back_to_a_new_sqlite_file(redis_url: str, sqlite_url: str, tag: str) -> None:
     entries = _source_entries(tag, time.time())
     run(put(redis_url, entries))
-    target = f"sqlite:///{tmp_path / 'restored.db'}"
+    target = sqlite_url  # a file that does not exist yet
     result = cli("copy", redis_url, target, "--prefix", tag)
     assert result.returncode == 0, result.stderr
     _assert_copied(run(dump(target)), entries)
 
 
 def test_copy_to_an_unreachable_destination_reports_and_fails(sqlite_url: str, tag: str) -> None:
-    if not installed("redis"):
-        missing("botstate-storage-redis is not installed")
+    need("redis")
+    secret = "Sup3r-s3cret-pw"
     run(put(sqlite_url, _source_entries(tag, time.time())))
     started = time.monotonic()
-    result = cli("copy", sqlite_url, dead_redis_url(), "--batch", "50", "--max-errors", "60")
+    result = cli("copy", sqlite_url, dead_redis_url(secret), "--batch", "50", "--max-errors", "60")
     assert time.monotonic() - started < 40
     assert result.returncode == 3, result.stdout + result.stderr
     assert "copied 0 keys" in result.stdout
@@ -503,6 +517,26 @@ def test_copy_to_an_unreachable_destination_reports_and_fails(sqlite_url: str, t
     assert "stopped after" in result.stderr  # --max-errors cut it short
     assert "run the same command again" in result.stderr
     assert "Traceback" not in result.stderr
+    # The destination is named in the summary, its password hidden there and in every error.
+    assert "to redis://:***@127.0.0.1:" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_copy_says_keys_were_not_tried_only_when_some_remained(sqlite_url: str) -> None:
+    need("redis")
+    run(put(sqlite_url, {f"k{i}": (b"v", None) for i in range(3)}))
+    # All three fail in the first and only batch: the limit is reached with no key left.
+    finished = cli("copy", sqlite_url, dead_redis_url(), "--max-errors", "1")
+    assert finished.returncode == 3, finished.stdout + finished.stderr
+    assert "3 failed" in finished.stdout
+    assert "not tried" not in finished.stderr
+    assert "stopped after" not in finished.stderr
+    # One key per batch: the first failure stops the copy with two keys never tried.
+    stopped = cli("copy", sqlite_url, dead_redis_url(), "--batch", "1", "--max-errors", "1")
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert "1 failed" in stopped.stdout
+    assert "stopped after 1 failed keys (--max-errors 1)" in stopped.stderr
+    assert "not tried" in stopped.stderr
 
 
 def test_copy_same_storage_and_bad_batch_are_usage_errors(sqlite_url: str) -> None:
@@ -544,6 +578,76 @@ def test_check_a_healthy_storage(fixture: str, request: pytest.FixtureRequest) -
     assert not [k for k in run(dump(url)) if k.startswith("botstate-check:")]
 
 
+def test_check_sqlite_in_memory() -> None:
+    # Not a host:port URL: the adapter is found by its scheme alone.
+    need("sqlite")
+    result = cli("check", "sqlite://:memory:")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "adapter:      sqlite (" in result.stdout
+    assert "status:       ok" in result.stdout
+
+
+# An adapter that behaves as its URL says (probe://ok, mismatch, down, bad-repr)
+# and logs every close() to the file named by PROBE_LOG.
+PROBE = """
+import os
+from botstate import BaseAdapter, StorageUnavailable, hookimpl
+
+class Probe(BaseAdapter):
+    def __init__(self, mode):
+        super().__init__()
+        self.mode = mode
+        self.data = {}
+
+    @classmethod
+    def from_url(cls, url, **options):
+        return cls(url.partition("://")[2])
+
+    def __repr__(self):
+        if self.mode == "bad-repr":
+            raise RuntimeError("repr broke")
+        return "Probe()"
+
+    async def get(self, key):
+        value = self.data.get(key)
+        return b"something else" if value is not None and self.mode == "mismatch" else value
+
+    async def set(self, key, value, *, expires_at=None):
+        if self.mode == "down":
+            raise StorageUnavailable("probe is down")
+        self.data[key] = value
+
+    async def delete(self, key):
+        return self.data.pop(key, None) is not None
+
+    async def close(self):
+        with open(os.environ["PROBE_LOG"], "a") as log:
+            log.write(self.mode + "\\n")
+        await super().close()
+
+@hookimpl
+def botstate_register_storage(register):
+    register("probe", "botstate_probe:Probe.from_url", schemes=["probe"])
+"""
+
+
+def test_check_closes_the_adapter_whatever_the_outcome(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "botstate_probe.py").write_text(PROBE)
+    _fake_distribution(site, "botstate-storage-probe", "probe = botstate_probe")
+    log = tmp_path / "closed.log"
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "PROBE_LOG": str(log),
+    }
+    outcomes = {"ok": 0, "mismatch": 1, "down": 3, "bad-repr": 1}
+    for mode, code in outcomes.items():
+        result = cli("check", f"probe://{mode}", env=env)
+        assert result.returncode == code, (mode, result.stdout + result.stderr)
+    assert log.read_text().split() == list(outcomes)
+
+
 def test_check_memory() -> None:
     result = cli("check", "memory://")
     assert result.returncode == 0
@@ -551,8 +655,7 @@ def test_check_memory() -> None:
 
 
 def test_check_an_unreachable_storage_exits_3() -> None:
-    if not installed("redis"):
-        missing("botstate-storage-redis is not installed")
+    need("redis")
     result = cli("check", dead_redis_url("pw-hidden-123"))
     assert result.returncode == 3
     assert "status:       FAILED" in result.stdout
@@ -562,25 +665,27 @@ def test_check_an_unreachable_storage_exits_3() -> None:
 
 # -- rich output ------------------------------------------------------------
 
+AS_TERMINAL = {"TTY_COMPATIBLE": "1", "COLUMNS": "200"}
 
-@pytest.mark.skipif(  # the hatch env installs rich; under CI=true its absence fails
-    importlib.util.find_spec("rich") is None and not in_ci(), reason="rich is not installed"
-)
-def test_rich_output_works(tmp_path: Path) -> None:
-    as_terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": "200"}
-    listed = cli("adapters", plain=False, env=as_terminal)
+
+def test_rich_output_works() -> None:
+    require_module("rich", "rich")  # the hatch env installs it
+    listed = cli("adapters", plain=False, env=AS_TERMINAL)
     assert listed.returncode == 0, listed.stderr
     assert "memory" in listed.stdout
     assert "botstate-storage-memory" in listed.stdout
     assert "┏━" in listed.stdout  # a rich table, not the plain one
     piped = cli("adapters", plain=False)  # not a terminal: plain, whatever is installed
     assert piped.stdout.startswith("NAME ")
-    if installed("sqlite"):
-        src = f"sqlite:///{tmp_path / 'a.db'}"
-        dst = f"sqlite:///{tmp_path / 'b.db'}"
-        run(put(src, {f"k{i}": (b"v", None) for i in range(30)}))
-        copied = cli("copy", src, dst, "--batch", "7", plain=False, env=as_terminal)
-        assert copied.returncode == 0, copied.stderr
-        assert "copied 30 keys" in copied.stdout
-        assert "30 keys" in copied.stderr  # the progress display
-        assert len(run(dump(dst))) == 30
+
+
+def test_rich_copy_progress(sqlite_url: str, tmp_path: Path) -> None:
+    require_module("rich", "rich")
+    src = sqlite_url
+    dst = f"sqlite:///{tmp_path / 'b.db'}"
+    run(put(src, {f"k{i}": (b"v", None) for i in range(30)}))
+    copied = cli("copy", src, dst, "--batch", "7", plain=False, env=AS_TERMINAL)
+    assert copied.returncode == 0, copied.stderr
+    assert "copied 30 keys" in copied.stdout
+    assert "30 keys" in copied.stderr  # the progress display
+    assert len(run(dump(dst))) == 30

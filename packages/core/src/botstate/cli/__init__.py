@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from ..__about__ import __version__
 from ..errors import (
@@ -85,12 +86,54 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+N = TypeVar("N", int, float)
+
+
+def _number(
+    option: str, parse: Callable[[str], N], valid: Callable[[N], bool], wanted: str
+) -> Callable[[str], N]:
+    """An argparse ``type=`` for ``option``: parse the text, refuse values outside ``wanted``."""
+
+    def convert(text: str) -> N:
+        # ArgumentError(None, ...) prints the message as is: it names the option itself.
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentError(
+                None, f"{option}: invalid {parse.__name__} value: {text!r}"
+            ) from None
+        if not valid(value):
+            raise argparse.ArgumentError(None, f"{option} must be {wanted}, got {text}")
+        return value
+
+    return convert
+
+
+def _seconds(option: str) -> Callable[[str], float]:
+    """A positive, finite number of seconds."""
+    return _number(
+        option, float, lambda v: math.isfinite(v) and v > 0, "a positive number of seconds"
+    )
+
+
+def _seconds_or_zero(option: str) -> Callable[[str], float]:
+    """A finite number of seconds, ``0`` allowed (meaning "no limit")."""
+    return _number(
+        option, float, lambda v: math.isfinite(v) and v >= 0, "0 or a positive number of seconds"
+    )
+
+
+def _count(option: str, minimum: int) -> Callable[[str], int]:
+    """A whole number of at least ``minimum``."""
+    return _number(option, int, lambda v: v >= minimum, f"a whole number >= {minimum}")
+
+
 def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
     _Parser.secrets = secrets
     common = _Parser(add_help=False)
     common.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds_or_zero("--timeout"),
         default=30.0,
         metavar="SECONDS",
         help="give up on a storage call after this long, exit 3 (default 30; 0 = never)",
@@ -156,7 +199,7 @@ def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
     storage_args(p)
     p.add_argument("key", metavar="KEY")
     p.add_argument("value", metavar="VALUE")
-    p.add_argument("--ttl", type=float, metavar="SECONDS", help="expire after SECONDS")
+    p.add_argument("--ttl", type=_seconds("--ttl"), metavar="SECONDS", help="expire after SECONDS")
     p.add_argument("--raw", action="store_true", help="store VALUE as text, not JSON")
     p.set_defaults(run=cmd_set, is_async=True)
 
@@ -178,10 +221,12 @@ def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
     p.add_argument("dst", metavar="DST_URL")
     p.add_argument("--prefix", "-p", default="", metavar="P", help="only keys starting with P")
     p.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
-    p.add_argument("--batch", type=int, default=500, metavar="N", help="keys per batch (500)")
+    p.add_argument(
+        "--batch", type=_count("--batch", 1), default=500, metavar="N", help="keys per batch (500)"
+    )
     p.add_argument(
         "--max-errors",
-        type=int,
+        type=_count("--max-errors", 0),
         default=100,
         metavar="N",
         help="stop after N failed keys (default 100; 0 = never stop)",
@@ -201,7 +246,11 @@ def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("url", metavar="URL")
     p.add_argument(
-        "--scratch-ttl", type=float, default=60.0, metavar="SECONDS", help=argparse.SUPPRESS
+        "--scratch-ttl",
+        type=_seconds("--scratch-ttl"),
+        default=60.0,
+        metavar="SECONDS",
+        help=argparse.SUPPRESS,
     )
     p.set_defaults(run=cmd_check, is_async=True)
     return parser

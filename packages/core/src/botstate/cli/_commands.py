@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..adapter import StorageAdapter
 from ..capabilities import Capability
-from ..errors import BotstateError, ConfigError, StorageError, StorageUnavailable
-from ..registry import AdapterInfo, adapters, open_adapter, open_storage
+from ..errors import ConfigError, StorageError, StorageUnavailable
+from ..registry import AdapterInfo, adapter_name_for_url, adapters, open_adapter, open_storage
 from ..storage import Storage
-from ..urls import parse_url, redact_url
-from ._output import Output
+from ..urls import redact_url
+from ._output import Output, one_line
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "Context"]
 
@@ -69,7 +70,7 @@ def capabilities_of(info: AdapterInfo) -> tuple[list[str] | None, str | None]:
         declared = owner.capabilities
         return sorted(str(Capability(c)) for c in declared), None
     except Exception as err:  # a broken adapter module must not break the listing
-        return None, f"{type(err).__name__}: {err}"
+        return None, one_line(err)
 
 
 def cmd_adapters(args: argparse.Namespace, ctx: Context) -> int:
@@ -192,8 +193,6 @@ def encode_value(value: str, *, raw: bool) -> bytes:
 
 async def cmd_set(args: argparse.Namespace, ctx: Context) -> int:
     data = encode_value(args.value, raw=args.raw)
-    if args.ttl is not None and not args.ttl > 0:
-        raise ConfigError(f"--ttl must be a positive number of seconds, got {args.ttl:g}")
     async with _open_bytes(args) as storage:
         await ctx.call(storage.set(args.key, data, ttl=args.ttl), f"set {args.key!r}")
     return EXIT_OK
@@ -215,20 +214,29 @@ def _in_namespace(args: argparse.Namespace) -> str:
 # -- check ----------------------------------------------------------------
 
 
-def adapter_name_for(url: str) -> str:
-    scheme = parse_url(url).scheme
-    for info in adapters():
-        if scheme in info.schemes:
-            return info.name
-    return "?"
-
-
 async def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     shown = redact_url(args.url)
     adapter = open_adapter(args.url)
+    try:
+        problem, timings = await _check(args, ctx, adapter, shown)
+    finally:
+        await adapter.close()
+    for name, ms in timings:
+        ctx.out.print(f"latency:      {name:<16} {ms:8.2f} ms")
+    if problem is not None:
+        ctx.out.print(f"status:       FAILED ({problem})")
+        return EXIT_FAILED
+    ctx.out.print("status:       ok")
+    return EXIT_OK
+
+
+async def _check(
+    args: argparse.Namespace, ctx: Context, adapter: StorageAdapter, shown: str
+) -> tuple[str | None, list[tuple[str, float]]]:
+    """Write, read back and delete a scratch key: the problem found (if any) and the timings."""
     caps = ", ".join(sorted(str(c) for c in adapter.capabilities)) or "-"
     ctx.out.print(f"storage:      {shown}")
-    ctx.out.print(f"adapter:      {adapter_name_for(args.url)} ({adapter!r})")
+    ctx.out.print(f"adapter:      {adapter_name_for_url(args.url)} ({adapter!r})")
     ctx.out.print(f"capabilities: {caps}")
     key = f"botstate-check:{secrets.token_hex(8)}"
     value = secrets.token_bytes(16)
@@ -254,18 +262,6 @@ async def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         if problem is None and await step("get after delete", adapter.get(key)) is not None:
             problem = "the scratch key is still readable after delete"
     except StorageError as err:
-        ctx.out.print(f"status:       FAILED ({_one_line(err)})")
+        ctx.out.print(f"status:       FAILED ({one_line(err)})")
         raise
-    finally:
-        await adapter.close()
-    for name, ms in timings:
-        ctx.out.print(f"latency:      {name:<16} {ms:8.2f} ms")
-    if problem is not None:
-        ctx.out.print(f"status:       FAILED ({problem})")
-        return EXIT_FAILED
-    ctx.out.print("status:       ok")
-    return EXIT_OK
-
-
-def _one_line(err: BotstateError) -> str:
-    return f"{type(err).__name__}: {err}".splitlines()[0]
+    return problem, timings

@@ -30,7 +30,7 @@ from ..errors import (
 from ..registry import open_adapter
 from ..urls import redact_url
 from ._commands import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, Context
-from ._output import Progress
+from ._output import Progress, one_line
 
 __all__ = ["CopyReport", "cmd_copy"]
 
@@ -50,8 +50,6 @@ class CopyReport:
 
 
 async def cmd_copy(args: argparse.Namespace, ctx: Context) -> int:
-    if args.batch < 1:
-        raise ConfigError(f"--batch must be at least 1, got {args.batch}")
     if args.src == args.dst:
         raise ConfigError("source and destination are the same storage; nothing to do")
     src = open_adapter(args.src)
@@ -109,25 +107,19 @@ async def _copy(
 ) -> None:
     batch: list[str] = []
     async for key in ctx.iterate(src.scan(args.prefix).__aiter__(), "listing source keys"):
+        # Checked when another key arrives, so "not tried" is said only when keys remained.
+        if args.max_errors and len(report.failures) >= args.max_errors:
+            report.stopped = (
+                f"stopped after {len(report.failures):,} failed keys "
+                f"(--max-errors {args.max_errors}); the keys after that point were not tried"
+            )
+            return
         batch.append(key)
         if len(batch) >= args.batch:
             await _copy_batch(args, ctx, src, dst, batch, report, progress)
             batch = []
-            if _should_stop(args, report):
-                return
     if batch:
         await _copy_batch(args, ctx, src, dst, batch, report, progress)
-        _should_stop(args, report)
-
-
-def _should_stop(args: argparse.Namespace, report: CopyReport) -> bool:
-    if args.max_errors and len(report.failures) >= args.max_errors:
-        report.stopped = (
-            f"stopped after {len(report.failures):,} failed keys (--max-errors {args.max_errors}); "
-            "keys after that point were not tried"
-        )
-        return True
-    return False
 
 
 async def _copy_batch(
@@ -222,5 +214,5 @@ def _fail(report: CopyReport, keys: list[str], err: BotstateError) -> None:
         report.unavailable = unavailable
     else:
         report.unavailable = report.unavailable and unavailable
-    message = f"{type(err).__name__}: {err}".splitlines()[0]
+    message = one_line(err)
     report.failures.extend((key, message) for key in keys)

@@ -20,11 +20,16 @@ from urllib.parse import quote
 from ..errors import InvalidURL
 from ..urls import REDACTED, is_secret_option, parse_url
 
-__all__ = ["Output", "Progress", "Secrets", "rich_available"]
+__all__ = ["Output", "Progress", "Secrets", "one_line", "rich_available"]
 
 # Shorter secrets are not scrubbed from free text: replacing every "test" would garble
 # paths and messages. URLs themselves are always shown redacted, whatever the length.
 _MIN_SCRUB = 6
+
+
+def one_line(err: BaseException) -> str:
+    """``"ErrorType: message"``, first line only: how the CLI names an error in a sentence."""
+    return f"{type(err).__name__}: {err}".splitlines()[0]
 
 
 def rich_available() -> bool:
@@ -98,29 +103,25 @@ class Output:
     def error(self, text: str) -> None:
         self.note(f"botstate: error: {text}")
 
-    def table(
-        self, headers: Sequence[str], rows: Iterable[Sequence[str]], *, title: str = ""
-    ) -> None:
+    def table(self, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         """A table on stdout; the last column may be long and is never padded."""
         cells = [[self.secrets.scrub(c) for c in row] for row in rows]
         if self.rich_for(self.stdout):
-            self._rich_table(headers, cells, title)
+            self._rich_table(headers, cells)
             return
         widths = [len(h) for h in headers]
         for row in cells:
             for i, cell in enumerate(row[:-1]):
                 widths[i] = max(widths[i], len(cell))
         lines = [list(headers), ["-" * w for w in widths[:-1]] + ["-" * len(headers[-1])], *cells]
-        if title:
-            self.print(title)
         for row in lines:
             padded = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
             self.print("  ".join(padded).rstrip())
 
-    def _rich_table(self, headers: Sequence[str], rows: list[list[str]], title: str) -> None:
+    def _rich_table(self, headers: Sequence[str], rows: list[list[str]]) -> None:
         # Imported by name: rich is optional, and mypy must not need it installed.
         console = importlib.import_module("rich.console")
-        table = importlib.import_module("rich.table").Table(title=title or None, show_lines=False)
+        table = importlib.import_module("rich.table").Table(show_lines=False)
         for i, header in enumerate(headers):
             # Short identifying columns stay on one line; the description wraps.
             table.add_column(header, overflow="fold", no_wrap=i < 3)
