@@ -7,11 +7,13 @@
 ``bump`` rewrites ``packages/<dir>/src/<pkg>/__about__.py`` and moves the notes
 under ``## Unreleased`` in ``packages/<dir>/CHANGELOG.md`` to a new
 ``## X.Y.Z (YYYY-MM-DD)`` section, leaving ``## Unreleased`` empty. It refuses a
-release without notes (``--allow-empty`` overrides) and a version that does not
-go up. ``check`` fails, naming the package, when an adapter's ``botstate``
-requirement does not admit the core's version, or when a core extra does not
-admit the adapter version it names. Exit codes: 0 ok, 1 check/bump refused,
-2 usage error.
+release without notes (``--allow-empty`` overrides), a version that does not
+go up, and (``--force`` overrides) a version that ``check`` would then refuse:
+the core at 0.2.0 while adapters require ``botstate<0.2``, or an adapter past
+the range of its core extra. ``check`` fails, naming the package, when an
+adapter's ``botstate`` requirement does not admit the core's version, or when a
+core extra does not admit the adapter version it names. Exit codes: 0 ok,
+1 check/bump refused, 2 usage error.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import datetime
 import importlib
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,14 @@ _UNRELEASED = "Unreleased"
 
 class ReleaseError(Exception):
     """A bump or check that must not go ahead; the message says why."""
+
+
+class RangeError(ReleaseError):
+    """A bump whose new version a package's version range would not admit."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 # -- versions -------------------------------------------------------------
@@ -186,11 +196,25 @@ def release_changelog(text: str, version: str, date: str, *, allow_empty: bool) 
 
 
 def bump(
-    root: Path, dir_name: str, how: str, *, dry_run: bool, date: str, allow_empty: bool
-) -> str:
+    root: Path,
+    dir_name: str,
+    how: str,
+    *,
+    dry_run: bool,
+    date: str,
+    allow_empty: bool,
+    force: bool = False,
+) -> tuple[str, list[str]]:
+    """Bump one package; return what was done and the range problems ``--force`` let through."""
     package = load_package(root, dir_name)
     current = package.version
     new = next_version(current, how)
+    problems = check(root, assume={dir_name: new})
+    if problems and not force:
+        raise RangeError(
+            f"{package.name} {new} would break version ranges (widen them first, or pass --force):",
+            problems,
+        )
     changelog = package.dir / "CHANGELOG.md"
     if not changelog.is_file():
         raise ReleaseError(f"packages/{dir_name} has no CHANGELOG.md")
@@ -204,26 +228,36 @@ def bump(
     if not dry_run:
         package.about.write_text(new_about, encoding="utf-8")
         changelog.write_text(new_changelog, encoding="utf-8")
-    return f"{package.name}: {current} -> {new}" + (
+    done = f"{package.name}: {current} -> {new}" + (
         " (dry run, nothing written)" if dry_run else ""
     )
+    return done, problems
 
 
 # -- check ----------------------------------------------------------------
 
 
-def check(root: Path) -> list[str]:
-    """Return the problems found; an empty list means every range admits the current versions."""
+def check(root: Path, *, assume: Mapping[str, str] | None = None) -> list[str]:
+    """Return the problems found; an empty list means every range admits the current versions.
+
+    ``assume`` maps package directory names to versions to check instead of the
+    ones on disk (what ``bump`` is about to write).
+    """
+    assumed = dict(assume or {})
+
+    def version_of(package: Package) -> str:
+        return assumed.get(package.dir.name) or package.version
+
     contains = _load_contains()
     core = load_package(root, CORE_DIR)
-    core_version = core.version
+    core_version = version_of(core)
     problems: list[str] = []
     versions: dict[str, str] = {}
     for directory in package_dirs(root):
         if directory.name == CORE_DIR:
             continue
         package = load_package(root, directory.name)
-        versions[split_requirement(package.name)[0]] = package.version
+        versions[split_requirement(package.name)[0]] = version_of(package)
         ranges = [
             spec
             for name, spec in map(split_requirement, package.project.get("dependencies", []))
@@ -267,24 +301,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="show the new version, write nothing")
     p.add_argument("--allow-empty", action="store_true", help="release without changelog notes")
     p.add_argument("--date", default=None, help="release date (YYYY-MM-DD, default today)")
+    p.add_argument(
+        "--force", action="store_true", help="bump even if a version range would exclude it"
+    )
     commands.add_parser("check", help="check that version ranges admit the current versions")
     args = parser.parse_args(argv)
     try:
         if args.command == "bump":
             date = args.date or datetime.date.today().isoformat()
             datetime.date.fromisoformat(date)
-            print(
-                bump(
-                    args.root,
-                    args.package,
-                    args.version,
-                    dry_run=args.dry_run,
-                    date=date,
-                    allow_empty=args.allow_empty,
-                )
+            done, forced = bump(
+                args.root,
+                args.package,
+                args.version,
+                dry_run=args.dry_run,
+                date=date,
+                allow_empty=args.allow_empty,
+                force=args.force,
             )
+            print(done)
+            for problem in forced:
+                print(f"release: warning (--force): {problem}", file=sys.stderr)
             return 0
         problems = check(args.root)
+    except RangeError as err:
+        print(f"release: error: {err}", file=sys.stderr)
+        for problem in err.problems:
+            print(f"release:   {problem}", file=sys.stderr)
+        return 1
     except (ReleaseError, ValueError) as err:
         print(f"release: error: {err}", file=sys.stderr)
         return 1

@@ -73,7 +73,8 @@ def test_bump_sets_the_version_and_closes_the_changelog(
     (about,) = (repo / "packages" / "storage-memory").glob("src/*/__about__.py")
     about.write_text('"""Version."""\n\n__version__ = "0.1.0"\n')
     changelog = write_changelog(repo, "storage-memory", "- Added a thing.\n- Fixed another.\n")
-    result = release(repo, "bump", "storage-memory", how, "--date", "2025-03-04")
+    # --force: past 0.1.x the core's memory extra no longer admits it (tested below).
+    result = release(repo, "bump", "storage-memory", how, "--date", "2025-03-04", "--force")
     assert result.returncode == 0, result.stderr
     assert f"0.1.0 -> {expected}" in result.stdout
     assert version_of(repo, "storage-memory") == expected
@@ -99,7 +100,8 @@ def test_bump_defaults_to_today(repo: Path) -> None:
 def test_unreleased_as_the_last_section(repo: Path) -> None:
     path = repo / "packages" / "core" / "CHANGELOG.md"
     path.write_text("# core\n\n## Unreleased\n\n- Only change.\n")
-    assert release(repo, "bump", "core", "9.0.0", "--date", "2025-01-02").returncode == 0
+    bumped = release(repo, "bump", "core", "9.0.0", "--date", "2025-01-02", "--force")
+    assert bumped.returncode == 0
     assert (
         path.read_text() == "# core\n\n## Unreleased\n\n## 9.0.0 (2025-01-02)\n\n- Only change.\n"
     )
@@ -109,7 +111,7 @@ def test_dry_run_writes_nothing(repo: Path) -> None:
     changelog = write_changelog(repo, "storage-memory", "- Added a thing.\n")
     before = changelog.read_text()
     version = version_of(repo, "storage-memory")
-    result = release(repo, "bump", "storage-memory", "minor", "--dry-run")
+    result = release(repo, "bump", "storage-memory", "patch", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stdout
     assert changelog.read_text() == before
@@ -145,6 +147,68 @@ def test_unknown_package_names_the_known_ones(repo: Path) -> None:
     result = release(repo, "bump", "storage-nope", "patch")
     assert result.returncode == 1
     assert "storage-memory" in result.stderr
+
+
+def _snapshot(repo: Path) -> dict[str, str]:
+    return {str(p): p.read_text() for p in sorted((repo / "packages").rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_bump_refuses_a_core_version_the_adapters_exclude(repo: Path, dry_run: bool) -> None:
+    write_changelog(repo, "core", "- Breaking change.\n")
+    before = _snapshot(repo)
+    result = release(repo, "bump", "core", "minor", *(["--dry-run"] if dry_run else []))
+    assert result.returncode == 1
+    assert "would break version ranges" in result.stderr
+    assert "--force" in result.stderr
+    for adapter in ("kv", "memory", "redis", "sqlite"):
+        assert (
+            f"botstate-storage-{adapter} (packages/storage-{adapter}) requires botstate>=0.1,<0.2"
+            in result.stderr
+        )
+    assert "dry run" not in result.stdout
+    assert _snapshot(repo) == before  # nothing written
+
+
+def test_bump_refuses_an_adapter_version_its_core_extra_excludes(repo: Path) -> None:
+    write_changelog(repo, "storage-redis", "- New feature.\n")
+    before = _snapshot(repo)
+    result = release(repo, "bump", "storage-redis", "minor")
+    assert result.returncode == 1
+    assert "botstate-storage-redis 0.2.0 would break version ranges" in result.stderr
+    assert "botstate[redis] requires botstate-storage-redis>=0.1,<0.2" in result.stderr
+    assert _snapshot(repo) == before
+
+
+def test_bump_within_the_ranges_needs_no_force(repo: Path) -> None:
+    write_changelog(repo, "storage-redis", "- Fix.\n")
+    result = release(repo, "bump", "storage-redis", "patch", "--date", "2025-01-02")
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    assert release(repo, "check").returncode == 0
+
+
+def test_force_bumps_anyway_and_lists_what_it_breaks(repo: Path) -> None:
+    write_changelog(repo, "core", "- Breaking change.\n")
+    result = release(repo, "bump", "core", "minor", "--force", "--date", "2025-01-02")
+    assert result.returncode == 0, result.stderr
+    assert version_of(repo, "core") == "0.2.0"
+    assert "release: warning (--force): botstate-storage-memory" in result.stderr
+    # The state it wrote is exactly what check now refuses.
+    checked = release(repo, "check")
+    assert checked.returncode == 1
+    assert "excludes the core's version 0.2.0" in checked.stderr
+
+
+def test_bump_checks_against_widened_ranges(repo: Path) -> None:
+    for pyproject in (repo / "packages").glob("storage-*/pyproject.toml"):
+        pyproject.write_text(
+            pyproject.read_text().replace("botstate>=0.1,<0.2", "botstate>=0.1,<0.3")
+        )
+    write_changelog(repo, "core", "- Breaking change.\n")
+    result = release(repo, "bump", "core", "minor", "--date", "2025-01-02")
+    assert result.returncode == 0, result.stderr
+    assert version_of(repo, "core") == "0.2.0"
 
 
 def test_check_names_an_adapter_whose_range_excludes_the_core(repo: Path) -> None:
