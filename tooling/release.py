@@ -1,7 +1,8 @@
 """Release helper: bump one package's version and check the core/adapter version ranges.
 
-    python tooling/release.py bump storage-redis minor          # 0.1.0 -> 0.2.0
+    python tooling/release.py bump storage-redis patch          # 0.1.0 -> 0.1.1
     python tooling/release.py bump core 0.2.0 --dry-run          # show, change nothing
+    python tooling/release.py bump core minor --force            # even if ranges exclude it
     python tooling/release.py check                              # ranges admit current versions
 
 ``bump`` rewrites ``packages/<dir>/src/<pkg>/__about__.py`` and moves the notes
