@@ -1,34 +1,50 @@
 """``python -m tooling.services start NAME``: run a test service by hand until Ctrl-C.
 
-Prints the URL to use, then waits; Ctrl-C stops the service and removes its
-temporary directory. Add a service with one line in ``STARTERS``.
+Prints the storage URL to use (``redis://...``, ``dynamodb://botstate?...``), then
+waits; Ctrl-C stops the service and removes its temporary directory. Add a
+service with a starter function and one line in ``STARTERS``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from . import ServiceError
+from .dynamodb import start_dynamodb_local
+from .redis import start_redis, start_redis_cluster
 
-# name -> "module:function"; the function takes a tmpdir and returns an object with .url and .stop()
-STARTERS: dict[str, str] = {
-    "redis": "tooling.services.redis:start_redis",
-    "redis-cluster": "tooling.services.redis:start_redis_cluster",
-    "dynamodb": "tooling.services.dynamodb:start_dynamodb_local",
+
+class Service(Protocol):
+    def stop(self) -> None: ...
+
+
+def _redis(tmp: Path) -> tuple[Service, str]:
+    server = start_redis(tmp)
+    return server, server.url
+
+
+def _redis_cluster(tmp: Path) -> tuple[Service, str]:
+    cluster = start_redis_cluster(tmp)
+    return cluster, cluster.url
+
+
+def _dynamodb(tmp: Path) -> tuple[Service, str]:
+    server = start_dynamodb_local(tmp)
+    return server, server.url("botstate")  # the adapter creates the table on first use
+
+
+# name -> function(tmpdir) that starts the service and returns it with the storage URL to print
+STARTERS: dict[str, Callable[[Path], tuple[Service, str]]] = {
+    "redis": _redis,
+    "redis-cluster": _redis_cluster,
+    "dynamodb": _dynamodb,
 }
-
-
-def _load(spec: str) -> Callable[[Path], Any]:
-    module, _, attr = spec.partition(":")
-    starter: Callable[[Path], Any] = getattr(importlib.import_module(module), attr)
-    return starter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix=f"botstate-{args.name}-") as tmp:
         try:
-            service = _load(STARTERS[args.name])(Path(tmp))
+            service, url = STARTERS[args.name](Path(tmp))
         except ServiceError as err:
             print(f"cannot start {args.name}: {err}", file=sys.stderr)
             return 1
-        url = getattr(service, "endpoint_url", None) or getattr(service, "url", None)
         print(url, flush=True)
         print("running; press Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
