@@ -22,22 +22,6 @@ from botstate import (
 )
 from botstate_storage_memory import MemoryAdapter
 
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(1_000_000.0)
-
-
-@pytest.fixture
-def adapter(clock: ManualClock) -> MemoryAdapter:
-    return MemoryAdapter(clock=clock, sweep_interval=0)
-
-
-@pytest.fixture
-def storage(adapter: MemoryAdapter, clock: ManualClock) -> Storage[object]:
-    return Storage(adapter, namespace="bot", clock=clock)
-
-
 BAD_KEYS = [
     ("", "empty"),
     ("a\x00b", "NUL"),
