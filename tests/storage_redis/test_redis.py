@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,21 @@ from redis.asyncio import Redis
 import botstate
 from botstate import ConfigError, InvalidURL, Storage, StorageError, StorageUnavailable
 from botstate_storage_redis import HEADER_BYTES, RedisAdapter
-from tooling.services import missing
+from tooling.services import ServiceError, missing
 from tooling.services.redis import RedisServer, start_redis
 
 SECRET = "s3cr3t-pw"
+
+
+def own_server(start: Callable[[], RedisServer]) -> RedisServer:
+    """A server started for one test; skipped locally (failed under CI) if it cannot start.
+
+    (tests/conftest.py's ``start_or_skip`` cannot be imported under importlib mode.)
+    """
+    try:
+        return start()
+    except (ServiceError, OSError) as err:
+        missing(f"redis-server could not be started: {err}")
 
 
 @pytest.fixture
@@ -88,6 +99,55 @@ def test_bad_urls_and_options_raise_config_error(url: str, options: dict[str, An
         RedisAdapter.from_url(url, **options)
 
 
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("redis://127.0.0.1/0?socket_timeout=inf", {}),
+        ("redis://127.0.0.1/0?socket_timeout=nan", {}),
+        ("redis://127.0.0.1/0", {"socket_timeout": float("inf")}),
+        ("redis://127.0.0.1/0?socket_connect_timeout=inf", {}),
+        ("redis://127.0.0.1/0", {"socket_connect_timeout": float("nan")}),
+        ("redis://127.0.0.1/0?health_check_interval=inf", {}),
+        ("redis://127.0.0.1/0", {"health_check_interval": float("nan")}),
+        ("redis://127.0.0.1/0", {"socket_timeout": True}),
+    ],
+)
+def test_timeouts_must_be_finite(url: str, options: dict[str, Any]) -> None:
+    # An infinite timeout would let a call against a frozen server hang forever.
+    with pytest.raises(ConfigError, match="finite"):
+        RedisAdapter.from_url(url, **options)
+
+
+def test_zero_health_check_interval_means_off() -> None:
+    adapter = RedisAdapter.from_url("redis://127.0.0.1/0?health_check_interval=0")
+    assert adapter.options.health_check_interval == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("redis://127.0.0.1/0?ssl_ca_certs=/etc/ca.pem", {}),
+        ("redis://127.0.0.1/0", {"ssl_cert_reqs": "required"}),
+        ("redis://127.0.0.1/0?ssl_check_hostname=true", {}),
+        ("unix:///tmp/redis.sock?ssl_cert_reqs=none", {}),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001?ssl_ca_certs=/etc/ca.pem", {}),
+        ("redis+cluster://127.0.0.1:7000", {"ssl_check_hostname": False}),
+    ],
+)
+def test_tls_options_without_rediss_are_refused(url: str, options: dict[str, Any]) -> None:
+    # Asking for TLS settings on a plaintext URL must not silently connect in plaintext.
+    with pytest.raises(ConfigError, match="rediss://"):
+        RedisAdapter.from_url(url, **options)
+
+
+def test_tls_options_with_rediss_are_kept() -> None:
+    adapter = RedisAdapter.from_url(
+        "rediss://127.0.0.1/0?ssl_ca_certs=/etc/ca.pem", ssl_check_hostname=False
+    )
+    assert adapter.options.ssl_ca_certs == "/etc/ca.pem"
+    assert adapter.options.ssl_check_hostname is False
+
+
 def test_options_from_query_and_keywords() -> None:
     adapter = RedisAdapter.from_url(
         "redis://127.0.0.1/0?socket_timeout=2.5&autopipeline=false&prefix=bot:", max_connections=7
@@ -136,7 +196,7 @@ async def test_open_storage_by_url(redis_server: Any, prefix: str) -> None:
 
 @pytest.mark.asyncio
 async def test_password_auth_and_wrong_password(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path, extra_args=("--requirepass", SECRET)).start()
+    server = own_server(RedisServer(tmp_path, extra_args=("--requirepass", SECRET)).start)
     try:
         good = RedisAdapter(f"redis://:{SECRET}@127.0.0.1:{server.port}/0")
         await good.set("k", b"v")
@@ -157,7 +217,7 @@ async def test_password_auth_and_wrong_password(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_unix_socket(tmp_path: Path) -> None:
-    server = start_redis(tmp_path, unixsocket=True)
+    server = own_server(lambda: start_redis(tmp_path, unixsocket=True))
     try:
         assert server.unix_url is not None
         adapter = RedisAdapter(server.unix_url.replace("db=0", "db=3"))
@@ -196,7 +256,7 @@ async def test_rediss_tls(tmp_path: Path, tls_cert: tuple[Path, Path]) -> None:
         "--port", "0", "--tls-port", str(server.port), "--tls-cert-file", str(cert),
         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
     )  # fmt: skip
-    server.start()
+    own_server(server.start)
     try:
         adapter = RedisAdapter(f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={cert}")
         await adapter.set("k", b"over tls")
@@ -237,6 +297,32 @@ async def test_foreign_values_are_errors_not_missing(
         await adapter.get("hash")
     with pytest.raises(StorageError):
         await adapter.get_many(["hash", "short"])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("autopipeline", [True, False])
+async def test_get_many_reports_foreign_types_like_get(
+    redis_server: Any, raw: Redis, prefix: str, autopipeline: bool
+) -> None:
+    # MGET answers nil for a key of another type: that must not read as "missing".
+    adapter = RedisAdapter(redis_server.url, prefix=prefix, autopipeline=autopipeline)
+    try:
+        await raw.hset(prefix + "hash", "f", "v")
+        await raw.rpush(prefix + "list", "x")
+        await adapter.set("ok", b"fine")
+        for keys in (["hash"], ["ok", "hash", "missing"], ["missing", "list"]):
+            with pytest.raises(StorageError) as info:
+                await adapter.get_many(keys)
+            assert not isinstance(info.value, StorageUnavailable)
+        assert await adapter.get_many(["ok", "missing"]) == {"ok": b"fine"}
+        # More keys than one script call takes, the foreign one in a later chunk.
+        many = {f"m{i}": b"v" for i in range(2500)}
+        await adapter.set_many(many)
+        assert await adapter.get_many([*many, "missing"]) == many
+        with pytest.raises(StorageError):
+            await adapter.get_many([*many, "hash"])
+    finally:
+        await adapter.close()
 
 
 @pytest.mark.asyncio
@@ -338,6 +424,92 @@ def test_existing_client_checks() -> None:
         RedisAdapter(client="redis://127.0.0.1")  # type: ignore[arg-type]
 
 
+# -- close ---------------------------------------------------------------------------
+async def _connections_named(raw: Redis, name: str) -> int:
+    """Server-side connections with this client name (waits a little for them to go)."""
+    for _ in range(50):
+        count = sum(1 for c in await raw.client_list() if c.get("name") == name)
+        if count == 0:
+            return 0
+        await asyncio.sleep(0.02)
+    return count
+
+
+async def _every_operation_fails_closed(adapter: RedisAdapter) -> None:
+    calls = [
+        adapter.get("k"),
+        adapter.has("k"),
+        adapter.set("k", b"v"),
+        adapter.delete("k"),
+        adapter.get_many(["k", "l"]),
+        adapter.set_many({"k": b"v"}),
+        adapter.delete_many(["k"]),
+        adapter.get_expiry("k"),
+        adapter.get_versioned("k"),
+        adapter.set_if("k", b"v", version=None),
+        adapter.delete_if("k", version=1),
+        _drain(adapter.scan("")),
+    ]
+    for call in calls:
+        with pytest.raises(StorageUnavailable, match="is closed"):
+            await call
+
+
+async def _drain(keys: AsyncIterator[str]) -> list[str]:
+    return [key async for key in keys]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("autopipeline", [True, False])
+async def test_closed_adapter_refuses_work_and_keeps_no_connection(
+    redis_server: Any, raw: Redis, prefix: str, autopipeline: bool
+) -> None:
+    name = f"botstate-close-{uuid.uuid4().hex[:8]}"
+    adapter = RedisAdapter(
+        redis_server.url, prefix=prefix, autopipeline=autopipeline, client_name=name
+    )
+    await adapter.set("k", b"v")
+    assert await asyncio.gather(*(adapter.get("k") for _ in range(20))) == [b"v"] * 20
+    assert await _connections_named(raw, name) > 0
+    await adapter.close()
+    assert await _connections_named(raw, name) == 0
+    await _every_operation_fails_closed(adapter)
+    assert await _connections_named(raw, name) == 0  # nothing silently reconnected
+    await adapter.close()  # again: fine
+    await _every_operation_fails_closed(adapter)
+    assert await raw.exists(prefix + "k") == 1  # close removes nothing
+
+
+@pytest.mark.asyncio
+async def test_close_during_concurrent_commands(redis_server: Any, raw: Redis, prefix: str) -> None:
+    name = f"botstate-close-{uuid.uuid4().hex[:8]}"
+    adapter = RedisAdapter(redis_server.url, prefix=prefix, client_name=name)
+    await adapter.set("k", b"v")
+    tasks = [asyncio.ensure_future(adapter.get("k")) for _ in range(200)]
+    await asyncio.sleep(0)
+    await adapter.close()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    # Each caller gets its value or StorageUnavailable, never a stray cancellation.
+    assert all(r == b"v" or isinstance(r, StorageUnavailable) for r in results), {
+        type(r).__name__ for r in results
+    }
+    await _every_operation_fails_closed(adapter)
+    assert await _connections_named(raw, name) == 0
+
+
+@pytest.mark.asyncio
+async def test_closed_adapter_over_existing_client(redis_server: Any, prefix: str) -> None:
+    client = Redis.from_url(redis_server.url)
+    try:
+        adapter = RedisAdapter(client=client, prefix=prefix)
+        await adapter.set("k", b"v")
+        await adapter.close()
+        await _every_operation_fails_closed(adapter)
+        assert (await client.get(prefix + "k"))[HEADER_BYTES:] == b"v"  # client still usable
+    finally:
+        await client.aclose()
+
+
 # -- cluster ------------------------------------------------------------------------
 @pytest.mark.asyncio
 async def test_cluster_batches_span_every_node(redis_cluster: Any, prefix: str) -> None:
@@ -359,11 +531,28 @@ async def test_cluster_batches_span_every_node(redis_cluster: Any, prefix: str) 
         await adapter.close()
 
 
+@pytest.mark.asyncio
+async def test_cluster_get_many_foreign_type_and_close(redis_cluster: Any, prefix: str) -> None:
+    adapter = RedisAdapter(redis_cluster.url, prefix=prefix)
+    try:
+        items = {f"k{i}": b"v" for i in range(50)}
+        await adapter.set_many(items)
+        cluster = adapter.client
+        await cluster.hset(prefix + "hash", "f", "v")  # type: ignore[misc]
+        with pytest.raises(StorageError) as info:
+            await adapter.get_many([*items, "hash", "missing"])
+        assert not isinstance(info.value, StorageUnavailable)
+        assert await adapter.get_many([*items, "missing"]) == items
+    finally:
+        await adapter.close()
+    await _every_operation_fails_closed(adapter)
+
+
 # -- faults -------------------------------------------------------------------------
 @pytest.mark.asyncio
 @pytest.mark.parametrize("autopipeline", [True, False])
 async def test_server_crash_and_restart(tmp_path: Path, autopipeline: bool) -> None:
-    server = start_redis(tmp_path)
+    server = own_server(lambda: start_redis(tmp_path))
     timeout = 1.0
     storage: Storage[int] = Storage(
         RedisAdapter(
@@ -408,7 +597,7 @@ async def test_server_crash_and_restart(tmp_path: Path, autopipeline: bool) -> N
 @pytest.mark.asyncio
 @pytest.mark.parametrize("autopipeline", [True, False])
 async def test_unresponsive_server_times_out(tmp_path: Path, autopipeline: bool) -> None:
-    server = start_redis(tmp_path)
+    server = own_server(lambda: start_redis(tmp_path))
     timeout = 0.5
     adapter = RedisAdapter(
         server.url,

@@ -2,9 +2,10 @@
 
 Key layout: entry ``key`` lives in the Redis string ``<prefix><key>`` whose
 value is an 8-byte version header (big-endian, random per write) followed by
-the stored bytes. ``get`` is one ``GET``, ``get_many`` one ``MGET``, ``set``
-one ``SET ... PXAT``; ``set_if``/``delete_if`` are Lua scripts comparing the
-header (``EVALSHA``, falling back to ``EVAL`` when the script is not cached).
+the stored bytes. ``get`` is one ``GET``, ``set`` one ``SET ... PXAT``;
+``get_many`` (an ``MGET`` that checks the type of keys it finds missing),
+``set_if`` and ``delete_if`` are Lua scripts (``EVALSHA``, falling back to
+``EVAL`` when the script is not cached).
 """
 
 from __future__ import annotations
@@ -45,11 +46,15 @@ from botstate import (
     StorageError,
     StorageUnavailable,
     Version,
+    coerce_options,
+    redact_secrets,
 )
 
 from .config import RedisOptions, Target, parse_target
 from .layout import (
     DELETE_IF,
+    GET_MANY,
+    GET_MANY_CHUNK,
     HEADER_BYTES,
     SET_IF,
     Script,
@@ -86,13 +91,15 @@ class RedisAdapter(BaseAdapter):
     ``prefix`` (prepended to every key inside Redis, separate from the Storage
     namespace), ``socket_timeout`` and ``socket_connect_timeout`` (seconds; every
     call fails with ``StorageUnavailable`` within them when the server is gone),
-    ``max_connections``, ``autopipeline`` (standalone only: batch concurrent
+    ``max_connections`` (pool size; in a cluster, the most commands in flight
+    at once across all nodes), ``autopipeline`` (standalone only: batch concurrent
     commands into one round trip), ``health_check_interval``, ``client_name``,
     ``db``, ``username``, ``password``, ``ssl_ca_certs``, ``ssl_cert_reqs``,
-    ``ssl_check_hostname``.
+    ``ssl_check_hostname`` (``rediss://`` only: a ``ConfigError`` elsewhere).
 
     Nothing connects until the first command; a lost connection is re-opened
     by the next command, so the same adapter works again once the server is back.
+    After :meth:`close` every operation raises ``StorageUnavailable``.
     """
 
     capabilities = frozenset(
@@ -114,7 +121,7 @@ class RedisAdapter(BaseAdapter):
         **options: Any,
     ) -> None:
         super().__init__()
-        self._password: str | None = None
+        self._secrets: tuple[str, ...] = ()
         if client is not None:
             if url is not None:
                 raise ConfigError("pass either a redis URL or an existing client, not both")
@@ -132,18 +139,19 @@ class RedisAdapter(BaseAdapter):
             self._where = "an existing client"
         else:
             target, self.options = parse_target(url, options)
-            self._password = target.password
+            self._secrets = (target.password,) if target.password else ()
             self._client = _make_client(target, self.options)
             self._owns_client = True if close_client is None else close_client
             self._cluster = target.kind == "cluster"
             self._where = target.shown
-        self.prefix = self.options.prefix
         self._pipeline: AutoPipeline | None = None
         if self.options.autopipeline and not self._cluster:
             self._pipeline = AutoPipeline(self._lane_connection)
         self._pexpiretime: bool | None = None  # unknown until first get_expiry
         # redis-py's cluster client fails at once when a node's pool is exhausted;
-        # make callers wait for a free connection instead, as the standalone pool does.
+        # make callers wait instead, as the standalone pool does. One semaphore for
+        # the whole cluster: at most max_connections commands in flight over all
+        # nodes, so no node's pool (of the same size) can run out.
         self._limit = asyncio.Semaphore(self.options.max_connections) if self._cluster else None
         # redis-py's cluster client can break connections when many commands race
         # through its lazy first initialize(); we run it once, alone, first.
@@ -154,6 +162,11 @@ class RedisAdapter(BaseAdapter):
     def from_url(cls, url: str | None = None, **options: Any) -> RedisAdapter:
         """The registered factory: ``RedisAdapter.from_url("redis://host:6379/0?prefix=bot:")``."""
         return cls(url, **options)
+
+    @property
+    def prefix(self) -> str:
+        """The ``prefix`` option: prepended to every key inside Redis."""
+        return self.options.prefix
 
     @property
     def cluster(self) -> bool:
@@ -182,47 +195,55 @@ class RedisAdapter(BaseAdapter):
         return pool.connection_class(**kwargs)
 
     def _error(self, err: BaseException) -> BotstateError:
-        text = f"{type(err).__name__}: {err}"
-        if self._password and self._password in text:
-            text = text.replace(self._password, "***")
+        text = redact_secrets(f"{type(err).__name__}: {err}", secrets=self._secrets)
         if isinstance(err, _UNAVAILABLE) or (
             isinstance(err, ResponseError) and str(err).startswith(_UNAVAILABLE_REPLIES)
         ):
             return StorageUnavailable(f"redis at {self._where} is unavailable: {text}")
         return StorageError(f"redis at {self._where} failed: {text}")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageUnavailable(f"{self!r} is closed")
+
+    async def _raw(self, *args: Any) -> Any:
+        """One command; driver errors are left to the caller (see :meth:`_run`).
+
+        Replies are raw on the auto-pipeline, parsed by redis-py otherwise.
+        """
+        self._check_open()
+        if self._pipeline is not None:
+            return await self._pipeline.execute(args)
+        if self._cluster:
+            return await self._in_cluster(lambda cluster: cluster.execute_command(*args))
+        return await self._client.execute_command(*args)
+
     async def _run(self, *args: Any) -> Any:
-        """One command, wrapped errors; raw replies on the auto-pipeline, parsed otherwise."""
+        """One command, driver errors wrapped into botstate errors."""
         try:
-            if self._pipeline is not None:
-                return await self._pipeline.execute(args)
-            if self._limit is None:
-                return await self._client.execute_command(*args)
-            return await self._in_cluster(lambda: self._client.execute_command(*args))
+            return await self._raw(*args)
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
 
-    async def _raw(self, *args: Any) -> Any:
-        """Like :meth:`_run` but driver errors are left to the caller."""
-        if self._pipeline is not None:
-            return await self._pipeline.execute(args)
-        if self._limit is None:
-            return await self._client.execute_command(*args)
-        return await self._in_cluster(lambda: self._client.execute_command(*args))
-
-    async def _in_cluster(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``call`` once the cluster client is initialized, within ``max_connections``."""
-        assert isinstance(self._client, RedisCluster) and self._limit is not None
+    async def _in_cluster(self, call: Callable[[RedisCluster], Awaitable[_T]]) -> _T:
+        """``call(cluster client)`` once it is initialized, within ``max_connections``."""
+        self._check_open()
+        cluster = self._client
+        assert isinstance(cluster, RedisCluster) and self._limit is not None
         if not self._cluster_ready:
             async with self._init_lock:
                 if not self._cluster_ready:
-                    await self._client.initialize()
+                    await cluster.initialize()
                     self._cluster_ready = True
         async with self._limit:
-            return await call()
+            return await call(cluster)
 
     async def _run_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Several commands in one non-transactional pipeline (split per node in a cluster)."""
+        """Several commands in one non-transactional pipeline (split per node in a cluster).
+
+        The first error reply is raised (wrapped), like any driver error.
+        """
+        self._check_open()
         try:
             if self._pipeline is not None:
                 replies = await self._pipeline.execute_many(commands)
@@ -230,11 +251,15 @@ class RedisAdapter(BaseAdapter):
                     if isinstance(reply, ResponseError):
                         raise reply
                 return replies
-            if isinstance(self._client, RedisCluster):
-                cluster_pipe = self._client.pipeline()
-                for command in commands:
-                    cluster_pipe.execute_command(*command)
-                return list(await self._in_cluster(cluster_pipe.execute))
+            if self._cluster:
+
+                async def in_cluster(cluster: RedisCluster) -> list[Any]:
+                    pipe = cluster.pipeline()
+                    for command in commands:
+                        pipe.execute_command(*command)
+                    return list(await pipe.execute())
+
+                return await self._in_cluster(in_cluster)
             pipe = self._client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
@@ -242,12 +267,12 @@ class RedisAdapter(BaseAdapter):
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
 
-    async def _eval(self, script: Script, key: str, *args: Any) -> Any:
+    async def _eval(self, script: Script, keys: Sequence[str], *args: Any) -> Any:
         try:
             try:
-                return await self._raw("EVALSHA", script.sha, 1, key, *args)
+                return await self._raw("EVALSHA", script.sha, len(keys), *keys, *args)
             except NoScriptError:
-                return await self._raw("EVAL", script.text, 1, key, *args)
+                return await self._raw("EVAL", script.text, len(keys), *keys, *args)
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
 
@@ -279,26 +304,28 @@ class RedisAdapter(BaseAdapter):
         return bool(await self._run("DEL", self.prefix + key))
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """Found entries only; a key holding another Redis type raises ``StorageError``.
+
+        Standalone: one Lua call per 1000 keys (MGET, then ``TYPE`` of the keys
+        it found missing), sent together. Cluster: a pipeline of ``GET``s.
+        """
         if not keys:
             return {}
         prefix = self.prefix
         full = [prefix + key for key in keys] if prefix else list(keys)
         if self._cluster:
-            assert isinstance(self._client, RedisCluster)
-            cluster = self._client
-            try:
-                raws = await self._in_cluster(lambda: cluster.mget_nonatomic(full))
-            except _DRIVER_ERRORS as err:
-                raise self._error(err) from err
+            raws = await self._run_many([("GET", name) for name in full])
+        elif len(full) <= GET_MANY_CHUNK:
+            raws = await self._eval(GET_MANY, full)
         else:
-            raws = await self._run("MGET", *full)
-        found: dict[str, bytes] = {}
-        for key, raw in zip(keys, raws, strict=True):
-            if raw is not None:
-                if len(raw) < HEADER_BYTES:
-                    self._value(key, raw)  # raises
-                found[key] = raw[HEADER_BYTES:]
-        return found
+            chunks = [full[i : i + GET_MANY_CHUNK] for i in range(0, len(full), GET_MANY_CHUNK)]
+            parts = await asyncio.gather(*(self._eval(GET_MANY, chunk) for chunk in chunks))
+            raws = [raw for part in parts for raw in part]
+        return {
+            key: self._value(key, raw)
+            for key, raw in zip(keys, raws, strict=True)
+            if raw is not None
+        }
 
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
@@ -310,9 +337,9 @@ class RedisAdapter(BaseAdapter):
         full = list(dict.fromkeys(self.prefix + key for key in keys))
         if not full:
             return 0
-        if self._limit is not None:
+        if self._cluster:  # redis-py splits the DEL by hash slot
             try:
-                return int(await self._in_cluster(lambda: self._client.delete(*full)))
+                return int(await self._in_cluster(lambda cluster: cluster.delete(*full)))
             except _DRIVER_ERRORS as err:
                 raise self._error(err) from err
         return int(await self._run("DEL", *full))
@@ -326,10 +353,12 @@ class RedisAdapter(BaseAdapter):
         pattern = escape_glob(self.prefix + prefix) + "*"
         cut = len(self.prefix)
         seen: set[bytes] = set()
+        self._check_open()
         try:
-            if self._limit is not None:
+            if self._cluster:
                 await self._in_cluster(_nothing)  # initialize the cluster client first
             async for raw in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+                self._check_open()
                 if raw in seen:
                     continue
                 seen.add(raw)
@@ -376,19 +405,23 @@ class RedisAdapter(BaseAdapter):
                 return False  # not a version this adapter hands out: it cannot match
             expected = header
         at = b"" if expires_at is None else pxat(expires_at)
-        result = await self._eval(SET_IF, self.prefix + key, expected, new_header() + value, at)
+        result = await self._eval(SET_IF, [self.prefix + key], expected, new_header() + value, at)
         return bool(result)
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
         header = header_of(version)
         if header is None:
             return False
-        return bool(await self._eval(DELETE_IF, self.prefix + key, header))
+        return bool(await self._eval(DELETE_IF, [self.prefix + key], header))
 
     async def close(self) -> None:
-        """Close our connections (and the client, if this adapter created it). Idempotent."""
-        if self._closed:
-            return
+        """Close our connections (and the client, if this adapter owns it).
+
+        Afterwards every operation raises ``StorageUnavailable``. Idempotent:
+        closing again closes anything a command in flight during the first
+        close may have re-opened.
+        """
+        self._closed = True  # before any await: no command starts from now on
         try:
             if self._pipeline is not None:
                 await self._pipeline.aclose()
@@ -408,13 +441,11 @@ class RedisAdapter(BaseAdapter):
         }
 
 
-async def _nothing() -> None:
+async def _nothing(cluster: RedisCluster) -> None:
     return None
 
 
 def _options_for_client(options: dict[str, Any]) -> RedisOptions:
-    from botstate import coerce_options
-
     allowed = {"prefix": str, "autopipeline": bool}
     return RedisOptions(**coerce_options(options, allowed, adapter="redis (with client=)"))
 

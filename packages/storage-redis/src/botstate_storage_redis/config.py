@@ -3,7 +3,11 @@
 - ``redis://[[user]:password@]host[:port][/db]``  (port 6379, db 0 by default)
 - ``rediss://...``                                  the same over TLS
 - ``unix:///path/to/redis.sock?db=0``               a local unix socket
-- ``redis+cluster://host:port,host:port,...``       Redis Cluster (startup nodes; db 0 only)
+- ``redis+cluster://host:port,host:port,...``       Redis Cluster (startup nodes; db 0 only;
+  no TLS in this release)
+
+The ``ssl_*`` options apply to ``rediss://`` only; given with any other scheme
+they raise ``ConfigError`` rather than silently connecting in plaintext.
 
 Options come from the query string and/or keyword arguments (see ``OPTIONS``).
 """
@@ -13,7 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from botstate import ConfigError, InvalidURL, StorageURL, coerce_options, parse_url
+from botstate import (
+    ConfigError,
+    InvalidURL,
+    Seconds,
+    SecondsOrZero,
+    StorageURL,
+    coerce_options,
+    parse_url,
+)
 
 __all__ = ["DEFAULT_URL", "OPTIONS", "RedisOptions", "Target", "parse_target"]
 
@@ -23,11 +35,11 @@ SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 
 OPTIONS: dict[str, type] = {
     "prefix": str,
-    "socket_timeout": float,
-    "socket_connect_timeout": float,
+    "socket_timeout": Seconds,
+    "socket_connect_timeout": Seconds,
     "max_connections": int,
     "autopipeline": bool,
-    "health_check_interval": float,
+    "health_check_interval": SecondsOrZero,
     "client_name": str,
     "db": int,
     "username": str,
@@ -54,17 +66,10 @@ class RedisOptions:
     ssl_check_hostname: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("socket_timeout", "socket_connect_timeout"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ConfigError(f"redis option {name} must be > 0 seconds, got {value!r}")
+        # Times are checked by coerce_options (Seconds / SecondsOrZero kinds).
         if self.max_connections < 1:
             raise ConfigError(
                 f"redis option max_connections must be >= 1, got {self.max_connections}"
-            )
-        if self.health_check_interval < 0:
-            raise ConfigError(
-                f"redis option health_check_interval must be >= 0, got {self.health_check_interval}"
             )
         if self.ssl_cert_reqs not in ("required", "optional", "none"):
             raise ConfigError(
@@ -112,6 +117,13 @@ def parse_target(url: str | None, given: dict[str, Any]) -> tuple[Target, RedisO
         password = parsed.password
     db_option = opts.pop("db", None)
     shown = parsed.render()  # redacted
+    tls_options = sorted(k for k, v in opts.items() if k.startswith("ssl_") and v is not None)
+    if tls_options and parsed.scheme != "rediss":
+        raise ConfigError(
+            f"redis option(s) {', '.join(tls_options)} need a rediss:// URL (TLS), "
+            f"not {parsed.scheme}://; they would be ignored and the connection would not "
+            "use TLS (Redis Cluster has no TLS support in this release)"
+        )
 
     if parsed.scheme == "unix":
         if parsed.hosts or not parsed.path or parsed.path == "/":

@@ -14,6 +14,8 @@ from botstate import Version
 
 __all__ = [
     "DELETE_IF",
+    "GET_MANY",
+    "GET_MANY_CHUNK",
     "HEADER_BYTES",
     "SET_IF",
     "Script",
@@ -62,6 +64,26 @@ end
 return 0
 """
 )
+
+# KEYS=keys  reply: their values in order (nil = missing). A key that exists but
+# MGET answers nil for holds another type: an error, never "missing".
+GET_MANY = Script(
+    """
+local values = redis.call('MGET', unpack(KEYS))
+for i = 1, #KEYS do
+  if not values[i] then
+    local kind = redis.call('TYPE', KEYS[i]).ok
+    if kind ~= 'none' then
+      return redis.error_reply('WRONGTYPE key ' .. KEYS[i] .. ' holds a ' .. kind ..
+        ', not a value written by botstate')
+    end
+  end
+end
+return values
+"""
+)
+GET_MANY_CHUNK = 1000
+"""Keys per ``GET_MANY`` call (Lua's ``unpack`` fails on a few thousand values)."""
 
 
 def new_header() -> bytes:

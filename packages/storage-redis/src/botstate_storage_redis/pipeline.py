@@ -10,7 +10,8 @@ Replies are the raw protocol values (``b"OK"``, ``bytes``, ``int``, lists),
 without redis-py's per-command response callbacks. A Redis error reply
 (``ResponseError``) belongs to its command only; a connection error or
 timeout fails every command of the round trip and drops the connection, which
-is re-opened by the next command.
+is re-opened by the next command. After :meth:`AutoPipeline.aclose` nothing
+re-opens it: commands fail with ``ConnectionError``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 __all__ = ["AutoPipeline"]
@@ -45,6 +47,7 @@ class AutoPipeline:
         self._busy = False
         self._drainer: asyncio.Task[None] | None = None
         self._last_used = 0.0
+        self._closed = False
         self.round_trips = 0
         """Round trips made so far (one per pipeline sent)."""
         self.commands = 0
@@ -101,9 +104,10 @@ class AutoPipeline:
                 try:
                     replies = await self._round_trip([command for command, _ in batch])
                 except BaseException as err:
+                    failure = _closed_error() if self._closed else err
                     for _, future in batch:
                         if not future.done():
-                            future.set_exception(err)
+                            future.set_exception(failure)
                     if isinstance(err, asyncio.CancelledError):
                         raise
                     continue
@@ -117,7 +121,11 @@ class AutoPipeline:
             self._busy = False
             self._drainer = None
             for _, future in self._queue:  # only left over if we were cancelled
-                if not future.done():
+                if future.done():
+                    continue
+                if self._closed:
+                    future.set_exception(_closed_error())
+                else:
                     future.cancel()
             self._queue = []
 
@@ -141,6 +149,8 @@ class AutoPipeline:
         return replies
 
     async def _connection(self) -> AbstractConnection:
+        if self._closed:
+            raise _closed_error()
         conn = self._conn
         if conn is None:
             conn = self._conn = self._make_connection()
@@ -164,7 +174,8 @@ class AutoPipeline:
         self._drainer = None
 
     async def aclose(self) -> None:
-        """Close the connection; commands still queued are cancelled."""
+        """Close the connection for good; commands still queued fail with ``ConnectionError``."""
+        self._closed = True
         drainer, self._drainer = self._drainer, None
         if drainer is not None and not drainer.done():
             drainer.cancel()
@@ -173,3 +184,7 @@ class AutoPipeline:
         conn, self._conn = self._conn, None
         if conn is not None and self._loop is asyncio.get_running_loop():
             await conn.disconnect()
+
+
+def _closed_error() -> RedisConnectionError:
+    return RedisConnectionError("the auto-pipeline connection is closed")
