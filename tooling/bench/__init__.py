@@ -43,12 +43,23 @@ class Result:
     def meets(self) -> bool | None:
         return None if self.target is None else self.ratio >= self.target
 
+    @property
+    def target_text(self) -> str:
+        """``"≥0.9×"``, or ``""`` for an informational case."""
+        return "" if self.target is None else f"≥{self.target:g}×"
+
+    @property
+    def verdict(self) -> str:
+        """``"ok"`` or ``"BELOW"`` against the target, ``""`` for an informational case."""
+        return "" if self.meets is None else ("ok" if self.meets else "BELOW")
+
 
 @dataclass
 class Bench:
     """Runs comparisons and collects their results."""
 
-    rounds: int = 7
+    rounds: int | None = None
+    """Timed rounds per case as asked for (``--rounds``); see :meth:`round_count`."""
     quick: bool = False
     pin: bool = True
     """Let groups that hand work to driver threads pin themselves to one CPU (see ``one_cpu``)."""
@@ -72,7 +83,7 @@ class Bench:
         One warm-up call of each, then ``rounds`` rounds alternating which side
         goes first. ``setup`` runs before every timed call (untimed).
         """
-        rounds = 3 if self.quick else self.rounds
+        rounds = self.round_count()
         ours_times: list[float] = []
         raw_times: list[float] = []
         for fn in (ours, raw):  # warm-up: connections, caches, prepared statements
@@ -109,6 +120,12 @@ class Bench:
         if note:
             print(f"{'':<9}└ {note}", flush=True)
         return result
+
+    def round_count(self) -> int:
+        """How many timed rounds every case runs: ``--rounds`` if given, else 3 quick or 7."""
+        if self.rounds is not None:
+            return self.rounds
+        return 3 if self.quick else 7
 
     def record(self, key: str, value: object) -> None:
         """Keep a measurement that is not a comparison (e.g. import times)."""
@@ -158,8 +175,7 @@ def summary(results: list[Result]) -> str:
     """A compact table of every case: ratio, target and verdict, then the count of misses."""
     lines = [f"{'group':<8} {'case':<40} {'ratio':>7} {'target':>7}  verdict"]
     for r in results:
-        target = "-" if r.target is None else f"≥{r.target:g}×"
-        verdict = "info" if r.meets is None else ("ok" if r.meets else "BELOW")
+        target, verdict = r.target_text or "-", r.verdict or "info"
         lines.append(f"{r.group:<8} {r.case:<40} {r.ratio:>6.2f}× {target:>7}  {verdict}")
     judged = [r for r in results if r.meets is not None]
     below = [r for r in judged if not r.meets]
@@ -171,9 +187,7 @@ def summary(results: list[Result]) -> str:
 
 
 def _row(r: Result) -> str:
-    target = "" if r.target is None else f"≥{r.target:g}×"
-    verdict = "" if r.meets is None else ("ok" if r.meets else "BELOW")
     return (
         f"{r.group:<8} {r.case:<40} {r.ours_ops_per_s:>12,.0f} {r.raw_ops_per_s:>12,.0f} "
-        f"{r.ratio:>6.2f}× {target:>7} {verdict}"
+        f"{r.ratio:>6.2f}× {r.target_text:>7} {r.verdict}"
     )

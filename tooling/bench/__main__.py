@@ -11,13 +11,24 @@ from pathlib import Path
 from . import HEADER, Bench, summary
 
 
+def _rounds(text: str) -> int:
+    rounds = int(text)
+    if rounds < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {rounds}")
+    return rounds
+
+
 def main() -> int:
     here = Path(__file__).parent
     available = sorted(p.stem.removeprefix("bench_") for p in here.glob("bench_*.py"))
     parser = argparse.ArgumentParser(prog="hatch run bench", description=__doc__)
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(available)}")
-    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 7")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--quick", action="store_true", help="3 rounds instead of 7, and less work in some groups"
+    )
+    parser.add_argument(
+        "--rounds", type=_rounds, default=None, help="timed rounds per case (overrides --quick)"
+    )
     parser.add_argument(
         "--no-pin", action="store_true", help="never pin a group to one CPU (see bench.one_cpu)"
     )

@@ -97,7 +97,7 @@ def _adapter_modules() -> dict[str, str]:
 
 
 async def run(bench: Bench) -> None:
-    runs = 3 if bench.quick else 7
+    runs = bench.round_count()
     core_code = _CORE.format(drivers=DRIVERS, preload="")
     results = await _runs(core_code, runs)
     # A bot using botstate is an asyncio program: asyncio (~40 ms of imports on

@@ -25,7 +25,7 @@ from botstate_storage_kv import DynamoDBAdapter
 from tooling.services.dynamodb import start_dynamodb_local
 
 from . import Bench
-from ._cases import SESSION_TTL, concurrently, dumps, session_cases, update_case
+from ._cases import SESSION_TTL, concurrently, dumps, sequentially, session_cases, update_case
 
 N = 600  # single-key operations per timed call
 BATCHES = 40  # get_many(100) calls per timed call
@@ -34,6 +34,14 @@ N_ATOMIC = 200
 N_SESSIONS = 200
 TASKS = 50
 POOL = 10
+
+
+def item(key: str, data: bytes, exp: float | None = None) -> dict[str, Any]:
+    """The item the adapter writes: key, value, a random version, and the expiry if any."""
+    fields = {"k": {"S": key}, "v": {"B": data}, "ver": {"N": str(random.getrandbits(63) or 1)}}
+    if exp is not None:
+        fields["exp"] = {"N": f"{exp:.6f}"}
+    return fields
 
 
 async def run(bench: Bench) -> None:
@@ -60,54 +68,44 @@ async def _run(bench: Bench, server: Any) -> None:
     def call(method: Any, **params: Any) -> Any:
         return loop.run_in_executor(pool, partial(method, **params))
 
-    async def ours_set() -> None:
-        for key in keys:
-            await adapter.set(key, value)
+    async def raw_set(key: str) -> None:
+        await call(client.put_item, TableName=table, Item=item(key, value))
 
-    async def raw_set() -> None:
-        for key in keys:
-            item = {
-                "k": {"S": key},
-                "v": {"B": value},
-                "ver": {"N": str(random.getrandbits(63) or 1)},
-            }
-            await call(client.put_item, TableName=table, Item=item)
+    async def raw_get(key: str) -> None:
+        await call(
+            client.get_item, TableName=table, Key={"k": {"S": key}}, ConsistentRead=consistent
+        )
 
-    async def ours_get() -> None:
-        for key in keys:
-            await adapter.get(key)
-
-    async def raw_get() -> None:
-        for key in keys:
-            await call(
-                client.get_item, TableName=table, Key={"k": {"S": key}}, ConsistentRead=consistent
-            )
-
-    async def ours_get_many() -> None:
-        for chunk in batch_keys:
-            await adapter.get_many(chunk)
-
-    async def raw_get_many() -> None:
-        for chunk in batch_keys:
-            request = {
-                table: {"Keys": [{"k": {"S": k}} for k in chunk], "ConsistentRead": consistent}
-            }
-            await call(client.batch_get_item, RequestItems=request)
+    async def raw_get_many(chunk: list[str]) -> None:
+        request = {table: {"Keys": [{"k": {"S": k}} for k in chunk], "ConsistentRead": consistent}}
+        await call(client.batch_get_item, RequestItems=request)
 
     try:
         await adapter.set_many(dict.fromkeys(keys, value))  # creates the table, fills it
         note = f"DynamoDB Local, pool {POOL}, consistent_read={consistent}"
         await bench.compare(
-            "kv", "set (PutItem)", ours=ours_set, raw=raw_set, ops=N, target=0.9, note=note
+            "kv",
+            "set (PutItem)",
+            ours=sequentially(adapter.set, keys, value),
+            raw=sequentially(raw_set, keys),
+            ops=N,
+            target=0.9,
+            note=note,
         )
         await bench.compare(
-            "kv", "get (GetItem)", ours=ours_get, raw=raw_get, ops=N, target=0.9, note=note
+            "kv",
+            "get (GetItem)",
+            ours=sequentially(adapter.get, keys),
+            raw=sequentially(raw_get, keys),
+            ops=N,
+            target=0.9,
+            note=note,
         )
         await bench.compare(
             "kv",
             "get_many(100) (BatchGetItem)",
-            ours=ours_get_many,
-            raw=raw_get_many,
+            ours=sequentially(adapter.get_many, batch_keys),
+            raw=sequentially(raw_get_many, batch_keys),
             ops=BATCHES * 100,
             target=0.9,
             note=note,
@@ -132,12 +130,6 @@ async def _more(
     note = f"DynamoDB Local, pool {POOL}, consistent_read={consistent}"
     chunks = [keys[i : i + 100] for i in range(0, len(keys), 100)]
     batches = [chunks[i % len(chunks)] for i in range(WRITE_BATCHES)]
-
-    def item(key: str, data: bytes, exp: float | None) -> dict[str, Any]:
-        fields = {"k": {"S": key}, "v": {"B": data}, "ver": {"N": str(_version())}}
-        if exp is not None:
-            fields["exp"] = {"N": f"{exp:.6f}"}
-        return fields
 
     async def ours_set_many() -> None:
         expires_at = time.time() + SESSION_TTL
@@ -176,7 +168,7 @@ async def _more(
                 client.get_item, TableName=table, Key=counter, ConsistentRead=consistent
             )
             old = got.get("Item")
-            new = item("raw:counter", dumps((json.loads(old["v"]["B"]) if old else 0) + 1), None)
+            new = item("raw:counter", dumps((json.loads(old["v"]["B"]) if old else 0) + 1))
             if old is None:
                 condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(k)"}
             else:
@@ -227,7 +219,7 @@ async def _more(
         await adapter.set(key, value)
 
     async def raw_one(key: str) -> None:
-        await call(client.put_item, TableName=table, Item=item("raw:" + key, value, None))
+        await call(client.put_item, TableName=table, Item=item("raw:" + key, value))
 
     await bench.compare(
         "kv",
@@ -237,7 +229,3 @@ async def _more(
         ops=len(keys),
         note=f"{note}; raw: run_in_executor on a pool of the same size",
     )
-
-
-def _version() -> int:
-    return random.getrandbits(63) or 1

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from botstate_storage_memory import MemoryAdapter
 
 from . import Bench
-from ._cases import SESSION_TTL, concurrently, dumps, session_cases, update_case
+from ._cases import SESSION_TTL, concurrently, dumps, sequentially, session_cases, update_case
 
 N = 50_000  # stays below MemoryAdapter's default max_entries, so nothing is evicted
 BATCH = 100
@@ -76,21 +76,8 @@ async def _basic(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> N
     keys = [f"k{i}" for i in range(N)]
     bare: dict[str, bytes] = {}
 
-    async def ours_set() -> None:
-        for key in keys:
-            await adapter.set(key, VALUE)
-
-    async def raw_set() -> None:
-        for key in keys:
-            await raw.set(key, VALUE)
-
-    async def ours_get() -> None:
-        for key in keys:
-            await adapter.get(key)
-
-    async def raw_get() -> None:
-        for key in keys:
-            await raw.get(key)
+    ours_set = sequentially(adapter.set, keys, VALUE)
+    ours_get = sequentially(adapter.get, keys)
 
     async def bare_set() -> None:
         for key in keys:
@@ -101,8 +88,24 @@ async def _basic(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> N
             bare.get(key)
 
     note = f"raw: {BASELINE}; no expiry on these writes"
-    await bench.compare("memory", "set", ours=ours_set, raw=raw_set, ops=N, target=0.9, note=note)
-    await bench.compare("memory", "get", ours=ours_get, raw=raw_get, ops=N, target=0.9, note=note)
+    await bench.compare(
+        "memory",
+        "set",
+        ours=ours_set,
+        raw=sequentially(raw.set, keys, VALUE),
+        ops=N,
+        target=0.9,
+        note=note,
+    )
+    await bench.compare(
+        "memory",
+        "get",
+        ours=ours_get,
+        raw=sequentially(raw.get, keys),
+        ops=N,
+        target=0.9,
+        note=note,
+    )
     bare_note = "informational, not the same work: raw is a bare dict op, no await, no expiry"
     await bench.compare(
         "memory", "set (async adapter vs dict)", ours=ours_set, raw=bare_set, ops=N, note=bare_note
@@ -113,14 +116,6 @@ async def _basic(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> N
 
     batches = [keys[i : i + BATCH] for i in range(0, N, BATCH)]
     items = [dict.fromkeys(batch, VALUE) for batch in batches]
-
-    async def ours_get_many() -> None:
-        for batch in batches:
-            await adapter.get_many(batch)
-
-    async def raw_get_many() -> None:
-        for batch in batches:
-            await raw.get_many(batch)
 
     async def ours_set_many() -> None:
         expires_at = time.time() + SESSION_TTL
@@ -135,8 +130,8 @@ async def _basic(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> N
     await bench.compare(
         "memory",
         f"get_many({BATCH})",
-        ours=ours_get_many,
-        raw=raw_get_many,
+        ours=sequentially(adapter.get_many, batches),
+        raw=sequentially(raw.get_many, batches),
         ops=N,
         target=0.9,
         note=f"raw: {BASELINE}, one expiry clock read per batch",

@@ -20,12 +20,11 @@ from typing import Any, cast
 
 from redis.asyncio import ConnectionPool, Redis
 
-from botstate import Storage
 from botstate_storage_redis import RedisAdapter
 from tooling.services.redis import start_redis
 
 from . import Bench
-from ._cases import SESSION_TTL, concurrently, dumps, increment, session_cases, update_case
+from ._cases import SESSION_TTL, concurrently, dumps, sequentially, session_cases, update_case
 
 N = 3_000
 N_ATOMIC = 2_000
@@ -71,26 +70,24 @@ async def _run(bench: Bench, url: str) -> None:
         await raw.set("raw:" + key, value)
         await ours.set(key, value)
 
-    async def ours_set() -> None:
-        for key in keys:
-            await ours.set(key, value)
-
-    async def raw_set() -> None:
-        for key in keys:
-            await raw.set("raw:" + key, value)
-
-    async def ours_get() -> None:
-        for key in keys:
-            await ours.get(key)
-
-    async def raw_get() -> None:
-        for key in keys:
-            await raw.get("raw:" + key)
-
-    await bench.compare("redis", "set, sequential", ours=ours_set, raw=raw_set, ops=n, target=0.9)
-    await bench.compare("redis", "get, sequential", ours=ours_get, raw=raw_get, ops=n, target=0.9)
-
     raw_keys = ["raw:" + k for k in keys]
+    await bench.compare(
+        "redis",
+        "set, sequential",
+        ours=sequentially(ours.set, keys, value),
+        raw=sequentially(raw.set, raw_keys, value),
+        ops=n,
+        target=0.9,
+    )
+    await bench.compare(
+        "redis",
+        "get, sequential",
+        ours=sequentially(ours.get, keys),
+        raw=sequentially(raw.get, raw_keys),
+        ops=n,
+        target=0.9,
+    )
+
     await bench.compare(
         "redis",
         f"get, {TASKS} concurrent tasks",
@@ -126,16 +123,13 @@ async def _run(bench: Bench, url: str) -> None:
     batches = [keys[i : i + BATCH] for i in range(0, n, BATCH)]
     raw_batches = [raw_keys[i : i + BATCH] for i in range(0, n, BATCH)]
 
-    async def ours_many() -> None:
-        for batch in batches:
-            await ours.get_many(batch)
-
-    async def raw_many() -> None:
-        for batch in raw_batches:
-            await raw.mget(batch)
-
     await bench.compare(
-        "redis", f"get_many({BATCH}) vs MGET", ours=ours_many, raw=raw_many, ops=n, target=0.9
+        "redis",
+        f"get_many({BATCH}) vs MGET",
+        ours=sequentially(ours.get_many, batches),
+        raw=sequentially(raw.mget, raw_batches),
+        ops=n,
+        target=0.9,
     )
     await _batches(bench, ours, raw, batches, raw_batches)
     await _atomic_and_sessions(bench, ours, raw, n)
@@ -174,14 +168,6 @@ async def _batches(
                 pipe.set(key, data, pxat=pxat)
             await pipe.execute()
 
-    async def ours_set_many_forever() -> None:
-        for chunk in items:
-            await ours.set_many(chunk)
-
-    async def raw_mset() -> None:
-        for chunk in raw_items:
-            await raw.mset(chunk)
-
     await bench.compare(
         "redis",
         f"set_many({BATCH}) with expiry",
@@ -195,8 +181,8 @@ async def _batches(
     await bench.compare(
         "redis",
         f"set_many({BATCH}), no expiry, vs MSET",
-        ours=ours_set_many_forever,
-        raw=raw_mset,
+        ours=sequentially(ours.set_many, items),
+        raw=sequentially(raw.mset, raw_items),
         ops=ops,
         note="informational: ours sends 100 SETs in one round trip, raw one MSET command",
     )
@@ -231,24 +217,15 @@ async def _atomic_and_sessions(bench: Bench, ours: RedisAdapter, raw: Redis, n: 
         note="GET + EVALSHA of a Lua compare-and-set on the whole value (redis-py "
         "register_script), retried on conflict; 2 round trips, like ours (GET + EVALSHA)",
     )
-    storage: Storage[Any] = Storage(ours, namespace="bench")
-
-    async def ours_update() -> None:
-        for _ in range(ops):
-            await storage.update("counter", increment)
-
-    async def raw_watch() -> None:
-        for _ in range(ops):
-            await raw_watch_update()
-
-    await bench.compare(
+    await update_case(
+        bench,
         "redis",
-        "atomic update vs WATCH/MULTI/EXEC",
-        ours=ours_update,
-        raw=raw_watch,
+        ours,
+        case="atomic update vs WATCH/MULTI/EXEC",
+        raw_update=raw_watch_update,
         ops=ops,
-        note="informational: raw = redis-py transaction(): WATCH, GET, then MULTI/SET/EXEC "
-        "pipelined (3 round trips, pool checkout)",
+        note="redis-py transaction(): WATCH, GET, then MULTI/SET/EXEC pipelined "
+        "(3 round trips, pool checkout); informational",
     )
 
     async def raw_get(key: str) -> bytes | None:

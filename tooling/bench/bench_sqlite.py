@@ -27,7 +27,7 @@ import aiosqlite
 from botstate_storage_sqlite import SqliteAdapter
 
 from . import Bench, one_cpu
-from ._cases import SESSION_TTL, dumps, session_cases, update_case
+from ._cases import SESSION_TTL, dumps, sequentially, session_cases, update_case
 
 N_SEQ = 2_000
 BATCH = 100
@@ -86,28 +86,28 @@ async def run(bench: Bench) -> None:
 async def _sequential(bench: Bench, adapter: SqliteAdapter, db: aiosqlite.Connection) -> None:
     keys = [f"user:{i}" for i in range(N_SEQ)]
 
-    async def ours_set() -> None:
-        for key in keys:
-            await adapter.set(key, VALUE)
+    async def raw_set(key: str) -> None:
+        await db.execute(UPSERT, (key, VALUE, None))
+        await db.commit()
 
-    async def raw_set() -> None:
-        for key in keys:
-            await db.execute(UPSERT, (key, VALUE, None))
-            await db.commit()
-
-    async def ours_get() -> None:
-        for key in keys:
-            await adapter.get(key)
-
-    async def raw_get() -> None:
-        for key in keys:
-            await db.execute_fetchall(SELECT, (key, time.time()))
+    async def raw_get(key: str) -> None:
+        await db.execute_fetchall(SELECT, (key, time.time()))
 
     await bench.compare(
-        "sqlite", "sequential set (commit each)", ours=ours_set, raw=raw_set, ops=N_SEQ, target=0.9
+        "sqlite",
+        "sequential set (commit each)",
+        ours=sequentially(adapter.set, keys, VALUE),
+        raw=sequentially(raw_set, keys),
+        ops=N_SEQ,
+        target=0.9,
     )
     await bench.compare(
-        "sqlite", "sequential get", ours=ours_get, raw=raw_get, ops=N_SEQ, target=0.9
+        "sqlite",
+        "sequential get",
+        ours=sequentially(adapter.get, keys),
+        raw=sequentially(raw_get, keys),
+        ops=N_SEQ,
+        target=0.9,
     )
 
 
@@ -115,21 +115,16 @@ async def _concurrent(bench: Bench, adapter: SqliteAdapter, db: aiosqlite.Connec
     lock = asyncio.Lock()
     keys = [[f"w{w}:{i}" for i in range(PER_WRITER)] for w in range(WRITERS)]
 
-    async def ours_writer(mine: list[str]) -> None:
-        for key in mine:
-            await adapter.set(key, VALUE)
-
-    async def raw_writer(mine: list[str]) -> None:
-        for key in mine:
-            async with lock:
-                await db.execute(UPSERT, (key, VALUE, None))
-                await db.commit()
+    async def raw_set(key: str) -> None:
+        async with lock:
+            await db.execute(UPSERT, (key, VALUE, None))
+            await db.commit()
 
     async def ours() -> None:
-        await asyncio.gather(*(ours_writer(mine) for mine in keys))
+        await asyncio.gather(*(sequentially(adapter.set, mine, VALUE)() for mine in keys))
 
     async def raw() -> None:
-        await asyncio.gather(*(raw_writer(mine) for mine in keys))
+        await asyncio.gather(*(sequentially(raw_set, mine)() for mine in keys))
 
     before = (adapter.transactions, adapter.writes)
     await bench.compare(
@@ -153,13 +148,8 @@ async def _batches(bench: Bench, adapter: SqliteAdapter, db: aiosqlite.Connectio
     groups = [keys[i : i + BATCH] for i in range(0, N_SEQ, BATCH)]
     batches = [groups[i % len(groups)] for i in range(BATCH_CALLS)]
 
-    async def ours_get_many() -> None:
-        for batch in batches:
-            await adapter.get_many(batch)
-
-    async def raw_get_many() -> None:
-        for batch in batches:
-            dict(await db.execute_fetchall(SELECT_MANY, (*batch, time.time())))  # type: ignore[arg-type]
+    async def raw_get_many(batch: list[str]) -> None:
+        dict(await db.execute_fetchall(SELECT_MANY, (*batch, time.time())))  # type: ignore[arg-type]
 
     async def ours_set_many() -> None:
         expires_at = time.time() + SESSION_TTL
@@ -176,8 +166,8 @@ async def _batches(bench: Bench, adapter: SqliteAdapter, db: aiosqlite.Connectio
     await bench.compare(
         "sqlite",
         f"get_many({BATCH})",
-        ours=ours_get_many,
-        raw=raw_get_many,
+        ours=sequentially(adapter.get_many, batches),
+        raw=sequentially(raw_get_many, batches),
         ops=ops,
         target=0.9,
         note=f"raw: one SELECT key, value ... WHERE key IN ({BATCH} ?) AND live",
