@@ -72,11 +72,23 @@ def test_path_option_instead_of_url(tmp_path: Path) -> None:
         "memory://",
         "sqlite:bot.db",
         "sqlite:///bot.db?table=a&table=b",
+        "sqlite://:memory:x",
+        "sqlite://user:hunter2@/bot.db",
     ],
 )
 def test_bad_urls(url: str) -> None:
-    with pytest.raises(InvalidURL):
+    with pytest.raises(InvalidURL) as info:
         SqliteAdapter.from_url(url)
+    assert "hunter2" not in str(info.value)
+
+
+def test_duplicate_option_error_comes_from_the_core_parser() -> None:
+    url = "sqlite:///bot.db?table=a&table=b"
+    with pytest.raises(InvalidURL) as ours:
+        SqliteAdapter.from_url(url)
+    with pytest.raises(InvalidURL) as core:
+        botstate.parse_url(url)
+    assert str(ours.value) == str(core.value)
 
 
 @pytest.mark.parametrize(
@@ -115,6 +127,9 @@ def test_good_table_names(table: str) -> None:
         ("busy_timeout", "soon"),
         ("purge_interval", "-0.5"),
         ("purge_interval", "inf"),
+        ("busy_timeout", "inf"),
+        ("busy_timeout", "nan"),
+        ("purge_interval", "true"),
         ("nonsense", "1"),
     ],
 )
@@ -123,6 +138,12 @@ def test_bad_options(option: str, value: str) -> None:
         SqliteAdapter.from_url(f"sqlite:///bot.db?{option}={value}")
     with pytest.raises(ConfigError, match=option):
         SqliteAdapter.from_url("sqlite:///bot.db", **{option: value})
+
+
+def test_seconds_options_accept_zero_and_whole_numbers() -> None:
+    config = SqliteAdapter.from_url("sqlite:///bot.db?busy_timeout=0", purge_interval=2).config
+    assert (config.busy_timeout, config.purge_interval) == (0.0, 2.0)
+    assert isinstance(config.purge_interval, float)
 
 
 def test_bad_clock() -> None:
@@ -146,6 +167,9 @@ def test_open_storage_by_url_and_mapping(tmp_path: Path) -> None:
     assert isinstance(by_name.adapter, SqliteAdapter)
     memory = botstate.open_storage("sqlite:///:memory:")
     assert isinstance(memory.adapter, SqliteAdapter) and memory.adapter.config.in_memory
+    memory = botstate.open_storage("sqlite://:memory:?table=t")
+    assert isinstance(memory.adapter, SqliteAdapter) and memory.adapter.config.in_memory
+    assert memory.adapter.config.table == "t"
     info = {a.name: a for a in botstate.adapters()}["sqlite"]
     assert info.schemes == ("sqlite",)
     assert info.distribution == "botstate-storage-sqlite"

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -298,6 +302,60 @@ async def test_missing_directory_is_storage_unavailable(tmp_path: Path) -> None:
         await adapter.get("k")
     assert isinstance(info.value.__cause__, sqlite3.Error)
     await adapter.close()
+
+
+@pytest.mark.parametrize("delay", [1e-6, 0.001, 0.003, 0.01])
+def test_timeout_while_opening_leaves_no_thread_behind(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, delay: float
+) -> None:
+    """A timeout (any cancellation) while the file opens waits for aiosqlite's worker.
+
+    Otherwise the worker reports to an event loop that is closed by then, and
+    the user sees a thread traceback ending in "Event loop is closed".
+    """
+    failures: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    before = set(threading.enumerate())
+
+    async def open_with_timeout() -> None:
+        adapter = SqliteAdapter.from_url(f"sqlite:///{db_path}", purge_interval=0)
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(adapter.get("k"), delay)
+        finally:
+            await adapter.close()
+
+    for _ in range(5):
+        asyncio.run(open_with_timeout())  # closes its loop right after the timeout
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=5)
+    assert [(f.exc_type, f.exc_value) for f in failures] == []
+
+
+def test_timeout_while_opening_prints_no_thread_traceback(tmp_path: Path) -> None:
+    """``botstate keys sqlite:///bot.db --timeout 0.000001`` printed "Event loop is closed"."""
+    code = (
+        "import asyncio, sys\n"
+        "from botstate_storage_sqlite import SqliteAdapter\n"
+        "async def main():\n"
+        "    adapter = SqliteAdapter.from_url(sys.argv[1])\n"
+        "    try:\n"
+        "        await asyncio.wait_for(adapter.get('k'), 1e-6)\n"
+        "    except asyncio.TimeoutError:\n"
+        "        pass\n"
+        "    await adapter.close()\n"
+        "for _ in range(5):\n"
+        "    asyncio.run(main())\n"
+        "import time; time.sleep(0.3)  # a stray worker thread would report by now\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{tmp_path}/bot.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -79,10 +80,9 @@ class SqliteAdapter(BaseAdapter):
         self.clock = clock
         if config.in_memory:
             self.capabilities = _MEMORY_CAPABILITIES
-        self._sql = Statements.for_table(config.table)
+        self._sql = Statements.for_config(config)
         self._db: aiosqlite.Connection | None = None  # reads
         self._writer_db: aiosqlite.Connection | None = None  # group-commit batches
-        self._conn: sqlite3.Connection | None = None
         self._opening: asyncio.Lock | None = None
         self._purger: asyncio.Task[None] | None = None
         self._writer = w.GroupCommit(self._run_batch, self._wrap)
@@ -130,8 +130,9 @@ class SqliteAdapter(BaseAdapter):
         writer = await self._dial()
         reader = writer
         try:
-            conn = writer._conn
-            self.journal_mode = await writer._execute(prepare, conn, self.config)  # type: ignore[no-untyped-call]
+            self.journal_mode = await writer._execute(  # type: ignore[no-untyped-call]
+                prepare, writer._conn, self.config, self._sql
+            )
             if not self.config.in_memory:
                 # Reads get their own connection and thread, so they never queue
                 # behind a write batch that waits for another process's lock.
@@ -154,7 +155,7 @@ class SqliteAdapter(BaseAdapter):
                 where,
                 self.config.journal_mode,
             )
-        self._db, self._writer_db, self._conn = reader, writer, conn
+        self._db, self._writer_db = reader, writer
         try:
             await self._purge()
         except StorageError as err:  # the periodic purge will try again
@@ -170,27 +171,28 @@ class SqliteAdapter(BaseAdapter):
         )
         try:
             return await db
-        except sqlite3.Error as err:
-            # aiosqlite stops its worker without waiting; let the worker finish while
-            # this loop still runs, or it reports to a closed loop from its thread.
-            thread = getattr(db, "_thread", None)
-            for _ in range(100):
-                if not isinstance(thread, threading.Thread) or not thread.is_alive():
-                    break
-                await asyncio.sleep(0.005)
-            raise StorageUnavailable(f"cannot open SQLite database {self._where()}: {err}") from err
+        except BaseException as err:
+            # On any failure, cancellation or timeout included, aiosqlite stops its
+            # worker without waiting for it; let it finish while this loop still runs,
+            # or it reports to a closed loop from its thread ("Event loop is closed").
+            await _join_worker(db)
+            if isinstance(err, sqlite3.Error):
+                raise StorageUnavailable(
+                    f"cannot open SQLite database {self._where()}: {err}"
+                ) from err
+            raise
 
     def _where(self) -> str:
         return f"{self.config.path!r} (table {self.config.table!r})"
 
     async def _run_batch(self, ops: list[w.Op]) -> list[Any]:
-        db, conn = self._writer_db, self._conn
-        if db is None or conn is None:
+        db = self._writer_db
+        if db is None:
             raise StorageUnavailable(f"{self!r} is closed")
         # One call on aiosqlite's worker thread for the whole batch (its public
         # API would cost a thread hop per statement).
         results: list[Any] = await db._execute(  # type: ignore[no-untyped-call]
-            w.run_batch, conn, self._sql, ops, self.config.busy_timeout
+            w.run_batch, db._conn, self._sql, ops, self.config.busy_timeout
         )
         return results
 
@@ -365,7 +367,7 @@ class SqliteAdapter(BaseAdapter):
                 pass  # let a connect in progress finish (it sees _closed and closes)
         await self._writer.drain()
         reader, writer = self._db, self._writer_db
-        self._db = self._writer_db = self._conn = None
+        self._db = self._writer_db = None
         await _close_all(writer, reader)
         await super().close()
 
@@ -381,6 +383,16 @@ async def _close_all(*connections: aiosqlite.Connection | None) -> None:
             await db.close()
         except (sqlite3.Error, ValueError) as err:
             logger.warning("closing a SQLite connection failed: %s", err)
+
+
+async def _join_worker(db: aiosqlite.Connection, limit: float = 1.0) -> None:
+    """Wait (up to ``limit`` seconds) until ``db``'s stopped worker thread has exited."""
+    thread = getattr(db, "_thread", None)
+    if not isinstance(thread, threading.Thread) or not thread.ident:
+        return  # never started
+    deadline = time.monotonic() + limit
+    while thread.is_alive() and time.monotonic() < deadline:
+        await asyncio.sleep(0.002)
 
 
 def _is_stored_version(version: object) -> bool:

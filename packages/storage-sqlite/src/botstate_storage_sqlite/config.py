@@ -1,8 +1,9 @@
 """SQLite URLs and options: ``sqlite:///relative.db``, ``sqlite:////abs.db``, ``sqlite://:memory:``.
 
-``botstate.parse_url`` reads ``:memory:`` as a host, so the URL is split here.
-Every option is checked before anything touches the disk; the table name is
-the only identifier that reaches SQL text, and only after it matched
+URLs are read by ``botstate.parse_url``; only the ``sqlite://:memory:`` form,
+whose ``:memory:`` would read as a host, is rewritten to ``sqlite:///:memory:``
+first. Every option is checked before anything touches the disk; the table
+name is the only identifier that reaches SQL text, and only after it matched
 ``[A-Za-z_][A-Za-z0-9_]*``.
 """
 
@@ -12,9 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
-from botstate import ConfigError, InvalidURL, coerce_options
+from botstate import ConfigError, InvalidURL, SecondsOrZero, coerce_options, parse_url
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -36,20 +36,25 @@ SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 META_TABLE = "botstate_meta"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MEMORY_HOST = re.compile(r"sqlite://:memory:(?=$|[?#])", re.IGNORECASE)
 _OPTIONS: dict[str, type] = {
     "path": str,
     "table": str,
     "journal_mode": str,
     "synchronous": str,
-    "busy_timeout": float,
-    "purge_interval": float,
+    "busy_timeout": SecondsOrZero,
+    "purge_interval": SecondsOrZero,
 }
 _FORMS = "sqlite:///relative.db, sqlite:////absolute/path.db or sqlite://:memory:"
 
 
 @dataclass(frozen=True)
 class SqliteConfig:
-    """Validated settings of one adapter (see the package README for each option)."""
+    """Validated settings of one adapter (see the package README for each option).
+
+    Build it with :meth:`from_options`: the seconds options are checked there,
+    by ``coerce_options``; the other checks run here.
+    """
 
     path: str
     table: str = DEFAULT_TABLE
@@ -70,13 +75,7 @@ class SqliteConfig:
         object.__setattr__(
             self, "synchronous", _choice("synchronous", self.synchronous, SYNCHRONOUS_LEVELS)
         )
-        for name in ("busy_timeout", "purge_interval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"option {name!r} must be a number of seconds, got {value!r}")
-            if not 0 <= value < float("inf"):
-                raise ConfigError(f"option {name!r} must be >= 0 seconds, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        # busy_timeout and purge_interval are checked by coerce_options (SecondsOrZero).
 
     @property
     def in_memory(self) -> bool:
@@ -105,27 +104,18 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     >>> parse_sqlite_url("sqlite:////var/lib/bot/state.db?table=sessions")
     ('/var/lib/bot/state.db', {'table': 'sessions'})
     """
-    if not isinstance(url, str):
-        raise InvalidURL(f"storage URL must be a str, not {type(url).__name__}")
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() != "sqlite":
-        raise InvalidURL(f"not a sqlite URL: {url!r} (expected {_FORMS})")
-    rest, _, _fragment = rest.partition("#")
-    location, _, query_text = rest.partition("?")
-    if location in (MEMORY, "/" + MEMORY):
-        path = MEMORY
-    elif location.startswith("/") and len(location) > 1:
-        path = unquote(location[1:])
-    elif not location or location == "/":
-        raise InvalidURL(f"sqlite URL {url!r} names no database file (expected {_FORMS})")
-    else:
-        raise InvalidURL(f"sqlite URLs have no host: {url!r} (expected {_FORMS})")
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(query_text, keep_blank_values=True):
-        if key in query:
-            raise InvalidURL(f"option {key!r} given twice in {url!r}")
-        query[key] = value
-    return path, query
+    if isinstance(url, str) and _MEMORY_HOST.match(url):
+        url = f"sqlite:///{url[9:]}"  # else parse_url reads ":memory:" as host:port
+    parsed = parse_url(url)
+    if parsed.scheme != "sqlite":
+        raise InvalidURL(f"not a sqlite URL: {parsed} (expected {_FORMS})")
+    if parsed.hosts or parsed.username is not None or parsed.password is not None:
+        raise InvalidURL(f"sqlite URLs have no host: {parsed} (expected {_FORMS})")
+    # parse_url keeps the slash that ends "sqlite://": "/relative.db", "//abs/path.db".
+    path = parsed.path[1:]
+    if not path:
+        raise InvalidURL(f"sqlite URL {parsed} names no database file (expected {_FORMS})")
+    return path, dict(parsed.query)
 
 
 def validate_table(name: object) -> str:

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from botstate import ConfigError
 
-from .config import META_TABLE, SqliteConfig, validate_table
+from .config import META_TABLE, SqliteConfig
 
 __all__ = ["SCHEMA_VERSION", "Statements", "begin_immediate", "is_busy", "prepare"]
 
@@ -54,7 +54,10 @@ SQLITE_LOCKED = 6
 class Statements:
     """Every SQL statement of one table, built once from the validated name."""
 
+    name: str
+    """The table name as configured (checked by :class:`SqliteConfig`)."""
     table: str
+    """The quoted name, as it appears in SQL text."""
     get: str
     has: str
     get_versioned: str
@@ -71,12 +74,17 @@ class Statements:
     delete_if_version: str
     select_expired: str
     delete_expired: str
+    table_info: str
+    create_table: str
+    create_index: str
 
     @classmethod
-    def for_table(cls, table: str) -> Statements:
-        t = f'"{validate_table(table)}"'
+    def for_config(cls, config: SqliteConfig) -> Statements:
+        """The statements for ``config.table`` (a plain identifier: SqliteConfig checked it)."""
+        t = f'"{config.table}"'
         scan = f"SELECT key FROM {t} WHERE key {{op}} ?{{bound}} AND {_LIVE} ORDER BY key LIMIT ?"
         return cls(
+            name=config.table,
             table=t,
             get=f"SELECT value FROM {t} WHERE key = ? AND {_LIVE}",
             has=f"SELECT 1 FROM {t} WHERE key = ? AND {_LIVE}",
@@ -105,6 +113,15 @@ class Statements:
             delete_expired=(
                 f"DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires_at <= ? LIMIT ?)"
             ),
+            table_info=f"PRAGMA table_info({t})",
+            create_table=(
+                f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY NOT NULL, "
+                "value BLOB NOT NULL, expires_at REAL, version INTEGER NOT NULL)"
+            ),
+            create_index=(
+                f'CREATE INDEX IF NOT EXISTS "{config.table}_expires_at" ON {t} (expires_at) '
+                "WHERE expires_at IS NOT NULL"
+            ),
         )
 
     def select_many(self, count: int) -> str:
@@ -114,6 +131,11 @@ class Statements:
     def delete_many(self, count: int) -> str:
         marks = ",".join("?" * count)
         return f"DELETE FROM {self.table} WHERE key IN ({marks}) AND {_LIVE}"
+
+    def delete_keys(self, count: int) -> str:
+        """Delete ``count`` keys whatever their expiry (the purge, under the write lock)."""
+        marks = ",".join("?" * count)
+        return f"DELETE FROM {self.table} WHERE key IN ({marks})"
 
 
 def is_busy(err: BaseException) -> bool:
@@ -175,7 +197,7 @@ def rollback_quietly(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-def prepare(conn: sqlite3.Connection, config: SqliteConfig) -> str:
+def prepare(conn: sqlite3.Connection, config: SqliteConfig, sql: Statements) -> str:
     """Apply the pragmas and create or check the schema; return the journal mode in effect.
 
     Raises :class:`ConfigError` for a file written by a newer release or a
@@ -194,7 +216,7 @@ def prepare(conn: sqlite3.Connection, config: SqliteConfig) -> str:
         return mode  # the usual case: no write lock needed to open
     begin_immediate(conn, config.busy_timeout)
     try:
-        _create_or_check(conn, config.table)
+        _create_or_check(conn, sql)
         commit(conn, config.busy_timeout)
     except BaseException:
         rollback_quietly(conn)
@@ -214,8 +236,8 @@ def _stored_version(conn: sqlite3.Connection, table: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _create_or_check(conn: sqlite3.Connection, table: str) -> None:
-    t = f'"{table}"'
+def _create_or_check(conn: sqlite3.Connection, sql: Statements) -> None:
+    table = sql.name
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {META_TABLE} "
         "(name TEXT PRIMARY KEY COLLATE NOCASE, schema_version INTEGER NOT NULL)"
@@ -230,20 +252,14 @@ def _create_or_check(conn: sqlite3.Connection, table: str) -> None:
         return  # another process created it while we waited for the lock
     if stored is not None:  # pragma: no cover - no older layout exists yet
         raise ConfigError(f"table {table!r} has schema version {stored}, which cannot be migrated")
-    columns = {row[1] for row in conn.execute(f"PRAGMA table_info({t})")}
+    columns = {row[1] for row in conn.execute(sql.table_info)}
     if columns and columns != _COLUMNS:
         raise ConfigError(
             f"table {table!r} already exists with columns {sorted(columns)}, which is not a "
             "botstate table; choose another name with the 'table' option"
         )
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, "
-        "expires_at REAL, version INTEGER NOT NULL)"
-    )
-    conn.execute(
-        f'CREATE INDEX IF NOT EXISTS "{table}_expires_at" ON {t} (expires_at) '
-        "WHERE expires_at IS NOT NULL"
-    )
+    conn.execute(sql.create_table)
+    conn.execute(sql.create_index)
     conn.execute(
         f"INSERT INTO {META_TABLE} (name, schema_version) VALUES (?, ?)", (table, SCHEMA_VERSION)
     )

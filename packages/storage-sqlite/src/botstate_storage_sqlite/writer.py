@@ -130,7 +130,7 @@ def op_purge(
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start : start + CHUNK]
         # The write lock is held since BEGIN IMMEDIATE, so these rows are still the expired ones.
-        conn.execute(f"DELETE FROM {sql.table} WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+        conn.execute(sql.delete_keys(len(chunk)), chunk)
     return rows
 
 
