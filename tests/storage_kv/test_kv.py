@@ -121,6 +121,10 @@ def test_options_are_parsed_and_typed() -> None:
         ("dynamodb://bot-state?retry_mode=legacy", {}, ConfigError),
         ("dynamodb://bot-state?max_pool_connections=0", {}, ConfigError),
         ("dynamodb://bot-state?read_timeout=0", {}, ConfigError),
+        ("dynamodb://bot-state?read_timeout=inf", {}, ConfigError),
+        ("dynamodb://bot-state?connect_timeout=nan", {}, ConfigError),
+        ("dynamodb://bot-state", {"connect_timeout": float("inf")}, ConfigError),
+        ("dynamodb://bot-state", {"connect_timeout": -1}, ConfigError),
         ("dynamodb://bot-state?max_attempts=zero", {}, ConfigError),
         ("dynamodb://bot-state?aws_access_key_id=AKIDONLY", {}, ConfigError),
         ("dynamodb://bot-state?endpoint_url=localhost", {}, ConfigError),
@@ -170,6 +174,25 @@ async def test_secrets_never_shown(caplog: pytest.LogCaptureFixture) -> None:
         assert SECRET not in text and TOKEN not in text and "AKIAEXAMPLEKEYID" not in text, text
     assert "bot-state" in repr(adapter) and "explicit" in repr(adapter)
     await adapter.close()
+
+
+async def test_endpoint_url_password_never_shown() -> None:
+    """botocore names the endpoint URL in connection errors; its password is hidden."""
+    endpoint = f"http://proxyuser:{SECRET}@127.0.0.1:{free_port()}"
+    adapter = DynamoDBAdapter.from_url(
+        "dynamodb://bot-state?region=us-east-1&connect_timeout=0.5&max_attempts=1",
+        endpoint_url=endpoint,
+        aws_access_key_id="AKIAEXAMPLEKEYID",
+        aws_secret_access_key=TOKEN,
+    )
+    try:
+        with pytest.raises(StorageUnavailable, match="endpoint") as failed:
+            await adapter.get("k")
+    finally:
+        await adapter.close()
+    for text in (str(failed.value), repr(adapter)):
+        assert SECRET not in text and TOKEN not in text and "AKIAEXAMPLEKEYID" not in text, text
+        assert "proxyuser:***@127.0.0.1" in text, text
 
 
 async def test_missing_profile_region_or_credentials_are_config_errors(
@@ -329,6 +352,20 @@ async def test_value_too_large_counts_the_key(adapter: DynamoDBAdapter, raw: Any
     assert await adapter.get("short") == value
 
 
+async def test_item_size_limit_as_the_readme_states(adapter: DynamoDBAdapter) -> None:
+    """A value may take 409,474 bytes minus the key's length, 24 bytes less with an expiry."""
+    key = "k" * 40
+    largest = 409_474 - len(key)
+    await adapter.set(key, b"x" * largest)  # DynamoDB accepts it too
+    assert await adapter.get(key) == b"x" * largest
+    with pytest.raises(ValueTooLarge):
+        await adapter.set(key, b"x" * (largest + 1))
+    expires_at = time.time() + 60
+    await adapter.set(key, b"y" * (largest - 24), expires_at=expires_at)
+    with pytest.raises(ValueTooLarge):
+        await adapter.set(key, b"y" * (largest - 23), expires_at=expires_at)
+
+
 # -- batches --------------------------------------------------------------
 async def test_batches_beyond_request_limits(adapter: DynamoDBAdapter) -> None:
     items = {f"b{i:03d}": os.urandom(8) for i in range(237)}  # > 100 reads, > 25 writes
@@ -398,3 +435,7 @@ async def test_close_shuts_the_pool(server: Any) -> None:
     with pytest.raises(StorageError, match="closed"):
         await adapter.get("k0")
     assert "closed=True" in repr(adapter)
+    # Like the other adapters: use after close is StorageUnavailable.
+    for call in (adapter.get("k0"), adapter.set("k0", b"v"), adapter.delete("k0")):
+        with pytest.raises(StorageUnavailable, match="closed"):
+            await call

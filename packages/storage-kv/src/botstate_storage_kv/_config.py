@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botstate import ConfigError, InvalidURL, coerce_options, parse_url, redact_url
+from botstate import ConfigError, InvalidURL, Seconds, coerce_options, parse_url, redact_url
 
 __all__ = ["OPTIONS", "KVConfig", "config_from_url"]
 
@@ -21,8 +21,8 @@ OPTIONS: dict[str, type] = {
     "aws_session_token": str,
     "profile": str,
     "max_pool_connections": int,
-    "connect_timeout": float,
-    "read_timeout": float,
+    "connect_timeout": Seconds,
+    "read_timeout": Seconds,
     "max_attempts": int,
     "retry_mode": str,
     "consistent_read": bool,
@@ -34,7 +34,11 @@ _TABLE_ARN = re.compile(r"^arn:[^:\s]+:dynamodb:[^:\s]*:[^:\s]*:table/[A-Za-z0-9
 
 @dataclass(frozen=True)
 class KVConfig:
-    """Validated settings; ``repr`` shows no secret."""
+    """Validated settings; ``repr`` shows no secret.
+
+    Build it with :func:`config_from_url` (as ``DynamoDBAdapter.from_url`` does):
+    option types and the timeouts are checked there, by ``coerce_options``.
+    """
 
     table: str
     region: str | None = None
@@ -63,9 +67,7 @@ class KVConfig:
             raise ConfigError(
                 f"max_attempts must be >= 1 (1 = no retries), got {self.max_attempts}"
             )
-        for name in ("connect_timeout", "read_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        # connect_timeout and read_timeout are checked by coerce_options (Seconds).
         if self.retry_mode not in RETRY_MODES:
             raise ConfigError(
                 f"retry_mode must be one of {', '.join(RETRY_MODES)}, got {self.retry_mode!r}"
@@ -83,8 +85,14 @@ class KVConfig:
             )
 
     @property
-    def secrets(self) -> tuple[str | None, ...]:
-        return (self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token)
+    def secrets(self) -> tuple[str, ...]:
+        """The credential values to hide in messages and logs.
+
+        Values under 4 characters (``"a"`` in a test config) are left alone:
+        hiding them would mangle every message.
+        """
+        values = (self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token)
+        return tuple(v for v in values if v and len(v) >= 4)
 
     @property
     def credentials_source(self) -> str:

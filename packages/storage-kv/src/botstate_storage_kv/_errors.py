@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 
 from botocore import exceptions as bc  # type: ignore[import-untyped]
 
 from botstate import BotstateError, ConfigError, StorageError, StorageUnavailable, ValueTooLarge
 
-__all__ = ["DRIVER_ERRORS", "Scrubber", "error_code", "translate"]
+__all__ = ["DRIVER_ERRORS", "error_code", "translate"]
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (bc.ClientError, bc.BotoCoreError)
 """Everything boto3 raises on a failed call; never let one reach the caller."""
@@ -63,19 +63,6 @@ _UNAVAILABLE_ERRORS = (
 )
 
 
-class Scrubber:
-    """Replaces known secret values in text that may reach a caller or a log."""
-
-    def __init__(self, secrets: Iterable[str | None]) -> None:
-        # Very short values ("a" in a test config) would mangle every message.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
 def error_code(err: BaseException) -> str:
     """The DynamoDB error code of a ``ClientError`` (``""`` for anything else)."""
     if isinstance(err, bc.ClientError):
@@ -83,12 +70,17 @@ def error_code(err: BaseException) -> str:
     return ""
 
 
-def translate(err: Exception, action: str, table: str, scrub: Scrubber) -> BotstateError:
-    """The botstate error for a failed boto3 call ``action`` on ``table``."""
+def translate(
+    err: Exception, action: str, table: str, redact: Callable[[str], str]
+) -> BotstateError:
+    """The botstate error for a failed boto3 call ``action`` on ``table``.
+
+    ``redact`` hides the credentials in driver text (``botstate.redact_secrets``).
+    """
     where = f"DynamoDB {action} on table {table!r}"
     if isinstance(err, bc.ClientError):
         code = error_code(err)
-        message = scrub(str(err.response.get("Error", {}).get("Message", "")))
+        message = redact(str(err.response.get("Error", {}).get("Message", "")))
         if code == "ResourceNotFoundException":
             return ConfigError(
                 f"DynamoDB table {table!r} does not exist (or is not visible to these "
@@ -104,7 +96,7 @@ def translate(err: Exception, action: str, table: str, scrub: Scrubber) -> Botst
         if code == "ValidationException" and "size" in message.lower():
             return ValueTooLarge(f"{where} was rejected: {message}")
         return StorageError(f"{where} failed ({code or 'unknown error'}): {message}")
-    text = scrub(str(err))
+    text = redact(str(err))
     if isinstance(err, bc.NoRegionError):
         return ConfigError(f"{where}: no AWS region; pass region=... or set AWS_REGION")
     if isinstance(err, (bc.NoCredentialsError, bc.PartialCredentialsError)):

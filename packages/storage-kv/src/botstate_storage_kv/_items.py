@@ -21,7 +21,6 @@ __all__ = [
     "EXP",
     "KEY",
     "MAX_ITEM_BYTES",
-    "NAMES",
     "VALUE",
     "VER",
     "check_size",
@@ -34,8 +33,6 @@ __all__ = [
 ]
 
 KEY, VALUE, EXP, VER = "k", "v", "exp", "ver"
-NAMES = {"#k": KEY, "#v": VALUE, "#e": EXP, "#r": VER}
-"""Placeholders for expressions, so no attribute name can clash with a reserved word."""
 
 MAX_ITEM_BYTES = 400 * 1024
 """DynamoDB's limit for one item: attribute names plus values."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import threading
@@ -15,14 +16,14 @@ from botstate import (
     BaseAdapter,
     Capability,
     ConfigError,
-    StorageError,
     StorageUnavailable,
     Version,
+    redact_secrets,
     redact_url,
 )
 
 from ._config import KVConfig, config_from_url
-from ._errors import DRIVER_ERRORS, Scrubber, error_code, translate
+from ._errors import DRIVER_ERRORS, error_code, translate
 from ._items import (
     EXP,
     KEY,
@@ -47,12 +48,16 @@ BATCH_WRITE_LIMIT = 25  # requests per BatchWriteItem request (DynamoDB's limit)
 UNPROCESSED_RETRIES = 8  # rounds without progress before giving up on a batch
 TABLE_READY_TIMEOUT = 120.0
 
-# Conditions. ":now" is this process's clock, the same clock reads filter with.
+# Conditions. ":now" is this process's clock (see _now), the same clock reads filter with.
 _LIVE = "(attribute_not_exists(#e) OR #e > :now)"
 _ABSENT_OR_EXPIRED = "attribute_not_exists(#k) OR #e <= :now"
 _EXISTS_AND_LIVE = f"attribute_exists(#k) AND {_LIVE}"
-_HAS_VERSION = f"#r = :ver AND {_LIVE}"
+_HAS_VERSION = f"attribute_exists(#k) AND #r = :ver AND {_LIVE}"
 _HAS_NO_VERSION = f"attribute_exists(#k) AND attribute_not_exists(#r) AND {_LIVE}"
+# Placeholders for the attribute names, so none can clash with a reserved word.
+# DynamoDB refuses a placeholder the expression does not use, hence two sets.
+_NAMES = {"#k": KEY, "#e": EXP}
+_NAMES_WITH_VER = {**_NAMES, "#r": VER}
 
 
 class DynamoDBAdapter(BaseAdapter):
@@ -90,14 +95,16 @@ class DynamoDBAdapter(BaseAdapter):
         super().__init__()
         self.config = config
         self.table = config.table
-        self._scrub = Scrubber(config.secrets)
+        self._redact = functools.partial(
+            redact_secrets, url=config.endpoint_url, secrets=config.secrets
+        )
         self._executor = ThreadPoolExecutor(
             max_workers=config.max_pool_connections,
             thread_name_prefix=f"botstate-kv:{config.table}",
         )
         self._setup_lock = threading.Lock()
         self._client: Any = None  # built on first use, in a pool thread
-        self._ready: Any = None  # the client, once the table is known to be usable
+        self._table_ok = False  # the table was checked (or created) with this client
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> DynamoDBAdapter:
@@ -111,50 +118,49 @@ class DynamoDBAdapter(BaseAdapter):
     # -- plumbing ---------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
-            raise StorageError(f"{self!r} is closed")
+            raise StorageUnavailable(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
         except RuntimeError as err:
             if self._closed:  # the pool shut down between the check and the submit
-                raise StorageError(f"{self!r} is closed") from err
+                raise StorageUnavailable(f"{self!r} is closed") from err
             raise
 
-    def _call(self, action: str, params: dict[str, Any]) -> Any:
-        """Run one client call in a pool thread; botocore errors come out translated."""
-        client = self._ready or self._prepare()
+    def _call(self, action: str, params: dict[str, Any], conditional: bool = False) -> Any:
+        """Run one client call in a pool thread and return its response.
+
+        Botocore errors come out translated. With ``conditional``, a write
+        whose ``ConditionExpression`` did not hold returns ``None`` instead.
+        """
+        client = self._client if self._table_ok else self._prepare()
         try:
             return getattr(client, action)(**params)
         except DRIVER_ERRORS as err:
-            raise translate(err, action, self.table, self._scrub) from err
+            if conditional and error_code(err) == "ConditionalCheckFailedException":
+                return None
+            raise translate(err, action, self.table, self._redact) from err
 
-    def _call_if(self, action: str, params: dict[str, Any]) -> bool:
+    async def _write_if(self, action: str, params: dict[str, Any]) -> bool:
         """A conditional write: ``False`` if its condition did not hold."""
-        client = self._ready or self._prepare()
-        try:
-            getattr(client, action)(**params)
-        except DRIVER_ERRORS as err:
-            if error_code(err) == "ConditionalCheckFailedException":
-                return False
-            raise translate(err, action, self.table, self._scrub) from err
-        return True
+        return await self._run(self._call, action, params, True) is not None
 
     def _prepare(self) -> Any:
         """Build the client and check (or create) the table, once; retried after a failure."""
         with self._setup_lock:
-            if self._ready is not None:
-                return self._ready
+            if self._table_ok:
+                return self._client
             if self._client is None:
                 try:
                     self._client = self.config.build_client()
                 except DRIVER_ERRORS as err:
-                    raise translate(err, "client setup", self.table, self._scrub) from err
+                    raise translate(err, "client setup", self.table, self._redact) from err
             try:
                 self._check_table(self._client)
             except DRIVER_ERRORS as err:
-                raise translate(err, "table check", self.table, self._scrub) from err
-            self._ready = self._client
-            return self._ready
+                raise translate(err, "table check", self.table, self._redact) from err
+            self._table_ok = True
+            return self._client
 
     def _check_table(self, client: Any) -> None:
         try:
@@ -234,7 +240,7 @@ class DynamoDBAdapter(BaseAdapter):
                     "could not enable TTL on DynamoDB table %r: %s; expired entries are hidden "
                     "on read but not deleted by DynamoDB",
                     self.table,
-                    self._scrub(message),
+                    self._redact(message),
                 )
 
     def _key(self, key: str) -> dict[str, Any]:
@@ -249,7 +255,7 @@ class DynamoDBAdapter(BaseAdapter):
         }
         if projection is not None:
             params["ProjectionExpression"] = projection
-            params["ExpressionAttributeNames"] = {"#k": KEY, "#e": EXP}
+            params["ExpressionAttributeNames"] = _NAMES
         response = await self._run(self._call, "get_item", params)
         item: dict[str, Any] | None = response.get("Item")
         if item is None or not is_live(item, time.time()):
@@ -319,7 +325,7 @@ class DynamoDBAdapter(BaseAdapter):
         params: dict[str, Any] = {
             "TableName": self.table,
             "ProjectionExpression": "#k, #e",
-            "ExpressionAttributeNames": {"#k": KEY, "#e": EXP},
+            "ExpressionAttributeNames": _NAMES,
             "ConsistentRead": self.config.consistent_read,
         }
         if prefix:
@@ -375,10 +381,10 @@ class DynamoDBAdapter(BaseAdapter):
             "TableName": self.table,
             "Key": self._key(key),
             "ConditionExpression": _EXISTS_AND_LIVE,
-            "ExpressionAttributeNames": {"#k": KEY, "#e": EXP},
-            "ExpressionAttributeValues": {":now": {"N": repr(time.time())}},
+            "ExpressionAttributeNames": _NAMES,
+            "ExpressionAttributeValues": _now(),
         }
-        return await self._run(self._call_if, "delete_item", params)
+        return await self._write_if("delete_item", params)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Conditional DeleteItem per key, run in parallel on the pool.
@@ -405,31 +411,30 @@ class DynamoDBAdapter(BaseAdapter):
         }
         if not self._condition(params, version):
             return False
-        return await self._run(self._call_if, "put_item", params)
+        return await self._write_if("put_item", params)
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
         params: dict[str, Any] = {"TableName": self.table, "Key": self._key(key)}
         if not self._condition(params, version):
             return False
-        return await self._run(self._call_if, "delete_item", params)
+        return await self._write_if("delete_item", params)
 
     def _condition(self, params: dict[str, Any], version: Version | None) -> bool:
         """Add the condition "still has ``version``"; ``False`` if no item can have it."""
-        now = {":now": {"N": repr(time.time())}}
         if version is None:
             params["ConditionExpression"] = _ABSENT_OR_EXPIRED
-            params["ExpressionAttributeNames"] = {"#k": KEY, "#e": EXP}
-            params["ExpressionAttributeValues"] = now
+            params["ExpressionAttributeNames"] = _NAMES
+            params["ExpressionAttributeValues"] = _now()
         elif isinstance(version, bool) or not isinstance(version, int):
             return False  # not a version this adapter hands out
         elif version == 0:  # an item written without a version attribute
             params["ConditionExpression"] = _HAS_NO_VERSION
-            params["ExpressionAttributeNames"] = {"#k": KEY, "#e": EXP, "#r": VER}
-            params["ExpressionAttributeValues"] = now
+            params["ExpressionAttributeNames"] = _NAMES_WITH_VER
+            params["ExpressionAttributeValues"] = _now()
         else:
             params["ConditionExpression"] = _HAS_VERSION
-            params["ExpressionAttributeNames"] = {"#e": EXP, "#r": VER}
-            params["ExpressionAttributeValues"] = {**now, ":ver": {"N": str(version)}}
+            params["ExpressionAttributeNames"] = _NAMES_WITH_VER
+            params["ExpressionAttributeValues"] = {**_now(), ":ver": {"N": str(version)}}
         return True
 
     # -- lifecycle --------------------------------------------------------
@@ -443,7 +448,8 @@ class DynamoDBAdapter(BaseAdapter):
 
     def _shutdown(self) -> None:
         self._executor.shutdown(wait=True)
-        client, self._client, self._ready = self._client, None, None
+        self._table_ok = False
+        client, self._client = self._client, None
         if client is not None:
             client.close()
 
@@ -457,3 +463,8 @@ class DynamoDBAdapter(BaseAdapter):
         if self._closed:
             fields["closed"] = True
         return fields
+
+
+def _now() -> dict[str, Any]:
+    """The ``:now`` value of a condition: this host's clock, as reads use it."""
+    return {":now": {"N": repr(time.time())}}
