@@ -30,13 +30,13 @@ def start_or_skip(start: Callable[[], Any], what: str) -> Any:
 @pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test sees the plugins as installed, without env overrides leaking in."""
-    import botstate
+    from botstate.testing import reset_registry
 
     monkeypatch.delenv("BOTSTATE_PLUGINS", raising=False)
     monkeypatch.delenv("BOTSTATE_STORAGE", raising=False)
-    botstate.reset_registry()
+    reset_registry()
     yield
-    botstate.reset_registry()
+    reset_registry()
 
 
 @pytest.fixture(scope="session")

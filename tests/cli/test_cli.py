@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import botstate
+import botstate.adapter
 from tooling.services import free_port, missing, require_module
 
 COMMANDS = ["adapters", "keys", "get", "set", "delete", "copy", "check"]
@@ -46,7 +47,7 @@ def cli(
 
 def need(adapter: str) -> None:
     """Skip the test locally (fail it under CI=true) unless ``adapter`` is installed and loads."""
-    if not any(a.name == adapter and a.error is None for a in botstate.adapters()):
+    if not any(a.name == adapter and a.error is None for a in botstate.list_adapters()):
         missing(f"botstate-storage-{adapter} is not installed")
 
 
@@ -55,7 +56,7 @@ def run(coro: Any) -> Any:
 
 
 async def put(url: str, items: Mapping[str, tuple[bytes, float | None]]) -> None:
-    adapter = botstate.open_adapter(url)
+    adapter = botstate.adapter.open_adapter(url)
     try:
         for key, (value, expires_at) in items.items():
             await adapter.set(key, value, expires_at=expires_at)
@@ -65,7 +66,7 @@ async def put(url: str, items: Mapping[str, tuple[bytes, float | None]]) -> None
 
 async def dump(url: str, prefix: str = "") -> dict[str, tuple[bytes, float | None]]:
     """Every live entry under ``prefix`` with its absolute expiry."""
-    adapter = botstate.open_adapter(url)
+    adapter = botstate.adapter.open_adapter(url)
     try:
         out = {}
         async for key in adapter.scan(prefix):
@@ -165,7 +166,7 @@ def test_broken_plugins_are_listed_not_a_crash(tmp_path: Path) -> None:
     (site / "botstate_halfway.py").write_text(
         textwrap.dedent(
             """
-            from botstate import hookimpl
+            from botstate.adapter import hookimpl
 
             @hookimpl
             def botstate_register_storage(register):
@@ -206,7 +207,7 @@ def test_an_adapter_without_scan_cannot_be_listed_or_copied(tmp_path: Path) -> N
     (site / "botstate_noscan.py").write_text(
         textwrap.dedent(
             """
-            from botstate import BaseAdapter, hookimpl
+            from botstate.adapter import BaseAdapter, hookimpl
 
             class NoScan(BaseAdapter):
                 @classmethod
@@ -381,10 +382,10 @@ def test_set_with_ttl_and_stdin(sqlite_url: str) -> None:
     ("args", "message"),
     [
         (("k", "not json"), "not valid JSON"),
-        (("k", "1", "--ttl", "-5"), "--ttl must be a positive"),
+        (("k", "1", "--ttl", "-5"), "--ttl must be positive"),
         (("k", "1", "--ttl", "soon"), "invalid float value"),
-        (("k", "1", "--ttl", "inf"), "--ttl must be a positive number of seconds, got inf"),
-        (("k", "1", "--ttl", "nan"), "--ttl must be a positive number of seconds, got nan"),
+        (("k", "1", "--ttl", "inf"), "--ttl must be positive and finite seconds, got inf"),
+        (("k", "1", "--ttl", "nan"), "--ttl must be positive and finite seconds, got nan"),
         (("", "1"), "key must not be empty"),
     ],
 )
@@ -400,9 +401,9 @@ def test_set_rejects_bad_input_with_exit_2(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("keys", "memory://", "--timeout", "-1"), "--timeout must be 0 or a positive number"),
-        (("keys", "memory://", "--timeout", "nan"), "--timeout must be 0 or a positive number"),
-        (("keys", "memory://", "--timeout", "inf"), "--timeout must be 0 or a positive number"),
+        (("keys", "memory://", "--timeout", "-1"), "--timeout must be >= 0 and finite seconds"),
+        (("keys", "memory://", "--timeout", "nan"), "--timeout must be >= 0 and finite seconds"),
+        (("keys", "memory://", "--timeout", "inf"), "--timeout must be >= 0 and finite seconds"),
         (("keys", "memory://", "--timeout", "1m"), "--timeout: invalid float value: '1m'"),
         (("copy", "memory://", "memory://?x", "--max-errors", "-3"), "--max-errors must be a"),
         (("copy", "memory://", "memory://?x", "--batch", "0"), "--batch must be a whole number"),
@@ -591,7 +592,8 @@ def test_check_sqlite_in_memory() -> None:
 # and logs every close() to the file named by PROBE_LOG.
 PROBE = """
 import os
-from botstate import BaseAdapter, StorageUnavailable, hookimpl
+from botstate import StorageUnavailable
+from botstate.adapter import BaseAdapter, hookimpl
 
 class Probe(BaseAdapter):
     def __init__(self, mode):

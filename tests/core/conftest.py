@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from botstate import ManualClock, Storage
+from botstate import Storage
+from botstate.adapter import ManualClock
 from botstate_storage_memory import MemoryAdapter
 
 

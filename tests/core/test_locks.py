@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from botstate import KeyedLock
+from botstate.locks import KeyedLock
 
 
 async def test_keyed_lock_serialises_per_key_and_frees_entries() -> None:

@@ -1,6 +1,6 @@
 """Plugin discovery and selection: entry points, broken plugins, URLs, names, config, env.
 
-Fake plugins are registered in-process with ``botstate.register_plugin``; the
+Fake plugins are registered in-process with ``botstate.adapter.register_plugin``; the
 entry-point list is narrowed with a monkeypatch where a test needs to know
 exactly what is "installed". The adapters opened are real (memory).
 """
@@ -15,17 +15,11 @@ from typing import Any
 import pytest
 
 import botstate
-from botstate import (
-    AdapterNotFound,
-    ConfigError,
-    InvalidURL,
-    PluginError,
-    StorageAdapter,
-    hookimpl,
-    parse_url,
-    redact_url,
-)
-from botstate.registry import ENTRY_POINT_GROUP
+import botstate.adapter
+import botstate.testing
+from botstate import AdapterNotFound, ConfigError, InvalidURL, PluginError
+from botstate.adapter import StorageAdapter, hookimpl, parse_url, redact_url
+from botstate.plugins import ENTRY_POINT_GROUP
 from botstate_storage_memory import MemoryAdapter
 from botstate_storage_memory import __version__ as memory_version
 
@@ -60,12 +54,12 @@ def memory_factory(url: str | None, **options: Any) -> StorageAdapter:
     return MemoryAdapter(**options)
 
 
-def by_name() -> dict[str, botstate.AdapterInfo]:
-    return {info.name: info for info in botstate.adapters() if info.error is None}
+def by_name() -> dict[str, botstate.plugins.AdapterInfo]:
+    return {info.name: info for info in botstate.list_adapters() if info.error is None}
 
 
 def broken() -> dict[str, str]:
-    return {info.name: info.error or "" for info in botstate.adapters() if info.error}
+    return {info.name: info.error or "" for info in botstate.list_adapters() if info.error}
 
 
 @pytest.fixture
@@ -78,10 +72,10 @@ def only_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         assert params == {"group": ENTRY_POINT_GROUP}
         return list(real)
 
-    monkeypatch.setattr("botstate.registry.entry_points", fake)
-    botstate.reset_registry()
+    monkeypatch.setattr("botstate.plugins.entry_points", fake)
+    botstate.testing.reset_registry()
     yield
-    botstate.reset_registry()
+    botstate.testing.reset_registry()
 
 
 # -- discovery and broken plugins ------------------------------------------
@@ -97,17 +91,17 @@ def test_adapter_info_fields_of_an_installed_adapter() -> None:
 
 
 def test_hand_registered_adapter_is_listed_and_opens() -> None:
-    botstate.register_plugin(
+    botstate.adapter.register_plugin(
         StoragePlugin(reg("mine", memory_factory, schemes=["mine"], description="d")), "mine-plugin"
     )
     info = by_name()["mine"]
     assert (info.schemes, info.plugin, info.description) == (("mine",), "mine-plugin", "d")
     assert info.distribution is None
-    assert isinstance(botstate.open_adapter("mine://"), MemoryAdapter)
+    assert isinstance(botstate.adapter.open_adapter("mine://"), MemoryAdapter)
 
 
 async def test_hook_that_raises_is_reported_and_others_still_work() -> None:
-    botstate.register_plugin(
+    botstate.adapter.register_plugin(
         StoragePlugin(reg("half", memory_factory), boom=True), "exploding-plugin"
     )
     errors = broken()
@@ -124,8 +118,8 @@ def test_entry_point_that_fails_to_import_is_reported(
 ) -> None:
     real = list(entry_points(group=ENTRY_POINT_GROUP))
     ghost = EntryPoint("ghost", "botstate_no_such_plugin_module", ENTRY_POINT_GROUP)
-    monkeypatch.setattr("botstate.registry.entry_points", lambda **_: [*real, ghost])
-    botstate.reset_registry()
+    monkeypatch.setattr("botstate.plugins.entry_points", lambda **_: [*real, ghost])
+    botstate.testing.reset_registry()
     assert "import failed: ModuleNotFoundError" in broken()["ghost"]
     assert "memory" in by_name()
     with pytest.raises(PluginError, match="'ghost' failed to load"):
@@ -152,16 +146,16 @@ def test_bad_registration_is_reported_as_broken(
     call: tuple[tuple[Any, ...], dict[str, Any]], message: str
 ) -> None:
     before = by_name().keys()
-    botstate.register_plugin(StoragePlugin(reg("fine", memory_factory), call), "bad-plugin")
+    botstate.adapter.register_plugin(StoragePlugin(reg("fine", memory_factory), call), "bad-plugin")
     assert message in broken()["bad-plugin"]
     assert by_name()["memory"].plugin == "memory"  # the original owner is untouched
     assert by_name().keys() == before
-    assert isinstance(botstate.open_adapter("memory://"), MemoryAdapter)
+    assert isinstance(botstate.adapter.open_adapter("memory://"), MemoryAdapter)
 
 
 def test_same_plugin_name_twice_is_reported() -> None:
-    botstate.register_plugin(StoragePlugin(reg("one", memory_factory)), "twin")
-    botstate.register_plugin(StoragePlugin(reg("two", memory_factory)), "twin")
+    botstate.adapter.register_plugin(StoragePlugin(reg("one", memory_factory)), "twin")
+    botstate.adapter.register_plugin(StoragePlugin(reg("two", memory_factory)), "twin")
     assert "registration failed" in broken()["twin"]
     assert "one" in by_name()
     assert "two" not in by_name()
@@ -169,14 +163,14 @@ def test_same_plugin_name_twice_is_reported() -> None:
 
 def test_allow_list_limits_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOTSTATE_PLUGINS", " nothing-here , ")
-    botstate.reset_registry()
+    botstate.testing.reset_registry()
     assert by_name() == {}
     with pytest.raises(AdapterNotFound, match="BOTSTATE_PLUGINS limits plugins to nothing-here"):
         botstate.open_storage("memory://")
     monkeypatch.setenv("BOTSTATE_PLUGINS", "memory")
-    botstate.reset_registry()
+    botstate.testing.reset_registry()
     assert list(by_name()) == ["memory"]
-    assert isinstance(botstate.open_adapter("memory://"), MemoryAdapter)
+    assert isinstance(botstate.adapter.open_adapter("memory://"), MemoryAdapter)
 
 
 # -- selection --------------------------------------------------------------
@@ -217,7 +211,7 @@ async def test_open_by_url_name_and_toml_mapping() -> None:
     with_url = botstate.open_storage({"adapter": "memory", "url": "memory://?max_entries=7"})
     assert isinstance(with_url.adapter, MemoryAdapter)
     assert with_url.adapter.max_entries == 7
-    url_only = botstate.open_adapter({"url": "memory://", "max_entries": 3})
+    url_only = botstate.adapter.open_adapter({"url": "memory://", "max_entries": 3})
     assert isinstance(url_only, MemoryAdapter)
     assert url_only.max_entries == 3
 
@@ -292,7 +286,7 @@ def test_unknown_scheme_lists_known_schemes() -> None:
 
 @pytest.mark.usefixtures("only_memory")
 def test_factory_that_cannot_be_imported_is_a_plugin_error_with_a_hint() -> None:
-    botstate.register_plugin(
+    botstate.adapter.register_plugin(
         StoragePlugin(
             reg("sqlite", "botstate_storage_sqlite_gone.adapter:X.from_url", schemes=["sqlite"]),
             reg("noattr", "botstate_storage_memory.adapter:NoSuchAdapter.from_url"),
@@ -357,7 +351,7 @@ def test_factory_errors_never_echo_the_password(exc: type[Exception]) -> None:
     def leaky(url: str | None, **options: Any) -> StorageAdapter:
         raise exc(f"cannot connect to {url} with password={options.get('password')}")
 
-    botstate.register_plugin(StoragePlugin(reg("leaky", leaky, schemes=["leaky"])), "leaky")
+    botstate.adapter.register_plugin(StoragePlugin(reg("leaky", leaky, schemes=["leaky"])), "leaky")
     with pytest.raises(ConfigError) as info:
         botstate.open_storage(f"leaky://user:{SECRET}@host:1/0")
     assert SECRET not in str(info.value)

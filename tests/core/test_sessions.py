@@ -15,7 +15,6 @@ import pytest
 import botstate
 from botstate import (
     ConfigError,
-    ManualClock,
     MigrationError,
     MultiSessions,
     Sessions,
@@ -26,6 +25,7 @@ from botstate import (
     user_in_chat_key,
     user_key,
 )
+from botstate.adapter import ManualClock
 from botstate_storage_memory import MemoryAdapter
 
 
@@ -340,7 +340,7 @@ async def test_distributed_isolation_on_memory_and_lease_renewal() -> None:
 
 
 async def test_distributed_needs_atomic(storage: Storage[Any]) -> None:
-    class Plain(botstate.BaseAdapter):
+    class Plain(botstate.adapter.BaseAdapter):
         pass
 
     with pytest.raises(UnsupportedOperation, match="ATOMIC"):
@@ -470,7 +470,7 @@ async def test_lease_renewal_failures_end_in_lost_not_silence() -> None:
             return await super().set_if(key, value, **kw)
 
     adapter = Flaky()
-    lease = botstate.Lease(adapter, "lock", ttl=0.15)
+    lease = botstate.leases.Lease(adapter, "lock", ttl=0.15)
     await lease.acquire()
     adapter.failing = True
     await asyncio.sleep(0.4)  # renewals fail for longer than the lease lasts

@@ -9,17 +9,9 @@ from datetime import timedelta
 import pytest
 
 import botstate
-from botstate import (
-    FOREVER,
-    BytesCodec,
-    DecodeError,
-    EncodeError,
-    InvalidKey,
-    ManualClock,
-    Storage,
-    TextCodec,
-    UnsupportedOperation,
-)
+from botstate import FOREVER, DecodeError, EncodeError, InvalidKey, Storage, UnsupportedOperation
+from botstate.adapter import ManualClock
+from botstate.codecs import BytesCodec, TextCodec
 from botstate_storage_memory import MemoryAdapter
 
 BAD_KEYS = [
@@ -187,7 +179,7 @@ async def test_update_is_atomic_under_concurrency(storage: Storage[object]) -> N
     assert await storage.get("n") == 200
 
 
-class PlainAdapter(botstate.BaseAdapter):
+class PlainAdapter(botstate.adapter.BaseAdapter):
     """Only the required methods: exercises BaseAdapter fallbacks and non-ATOMIC update."""
 
     def __init__(self) -> None:

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from botstate import (
-    ConfigError,
-    InvalidURL,
+from botstate import ConfigError, InvalidURL
+from botstate.adapter import (
     Seconds,
     SecondsOrZero,
     coerce_options,

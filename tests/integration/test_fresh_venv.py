@@ -126,7 +126,7 @@ def test_core_alone_names_the_memory_distribution(tmp_path: Path, wheels: dict[s
                 botstate.open_storage(spec)
             except botstate.AdapterNotFound as err:
                 print("NOTFOUND", err)
-        print("ADAPTERS", [a.name for a in botstate.adapters()])
+        print("ADAPTERS", [a.name for a in botstate.list_adapters()])
         """,
         tmp_path,
     )
@@ -144,7 +144,7 @@ def test_import_and_discovery_import_no_driver(tmp_path: Path) -> None:
         import json, sys
         import botstate
 
-        names = [a.name for a in botstate.adapters()]
+        names = [a.name for a in botstate.list_adapters()]
         botstate.open_storage("memory://")
         loaded = sorted(m for m in {DRIVERS!r} if m in sys.modules)
         print(json.dumps({{"adapters": names, "drivers": loaded}}))
@@ -197,7 +197,9 @@ def test_broken_plugin_is_reported_and_isolated(tmp_path: Path, wheels: dict[str
         except botstate.ConfigError as err:
             opened = f"{type(err).__name__}: {err}"
         print(json.dumps({
-            "adapters": [[a.name, a.distribution, a.version, a.error] for a in botstate.adapters()],
+            "adapters": [
+                [a.name, a.distribution, a.version, a.error] for a in botstate.list_adapters()
+            ],
             "opened": opened,
         }))
         """
@@ -237,7 +239,7 @@ def test_template_adapter_installs_and_passes_its_suite(
             await by_url.set("chat:1", {{"n": 1}})
             by_name = botstate.open_storage({{"adapter": "example", "url": "example:///{tmp_path}/data"}})
             assert await by_name.get("bot:chat:1") == {{"n": 1}}
-            info = {{a.name: a for a in botstate.adapters()}}["example"]
+            info = {{a.name: a for a in botstate.list_adapters()}}["example"]
             print("OK", info.distribution, info.version, info.schemes)
 
         asyncio.run(main())

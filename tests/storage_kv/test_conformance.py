@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from botstate import StorageAdapter
+from botstate.adapter import StorageAdapter
 from botstate.testing import AdapterSuite
 from botstate_storage_kv import DynamoDBAdapter
 

@@ -17,13 +17,8 @@ import pytest
 import pytest_asyncio
 
 import botstate
-from botstate import (
-    ConfigError,
-    InvalidURL,
-    StorageError,
-    StorageUnavailable,
-    ValueTooLarge,
-)
+import botstate.adapter
+from botstate import ConfigError, InvalidURL, StorageError, StorageUnavailable, ValueTooLarge
 from botstate_storage_kv import DynamoDBAdapter
 from tooling.services import free_port
 
@@ -81,7 +76,7 @@ async def test_mapping_form_through_open_storage(server: Any) -> None:
 def test_plugin_registers_kv_without_importing_boto3() -> None:
     code = (
         "import sys, botstate\n"
-        "info = {a.name: a for a in botstate.adapters()}['kv']\n"
+        "info = {a.name: a for a in botstate.list_adapters()}['kv']\n"
         "assert info.schemes == ('dynamodb',), info.schemes\n"
         "assert info.distribution == 'botstate-storage-kv', info.distribution\n"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules\n"
@@ -160,7 +155,7 @@ async def test_secrets_never_shown(caplog: pytest.LogCaptureFixture) -> None:
         f"&aws_session_token={TOKEN}&connect_timeout=0.5&max_attempts=1"
     )
     adapter = DynamoDBAdapter.from_url(url)
-    shown = [repr(adapter), str(adapter), repr(adapter.config), botstate.redact_url(url)]
+    shown = [repr(adapter), str(adapter), repr(adapter.config), botstate.adapter.redact_url(url)]
     with pytest.raises(StorageUnavailable) as failed:
         await adapter.get("k")
     shown += [str(failed.value), repr(failed.value), caplog.text]

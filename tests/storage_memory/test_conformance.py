@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from botstate import StorageAdapter
+from botstate.adapter import StorageAdapter
 from botstate.testing import AdapterSuite
 from botstate_storage_memory import MemoryAdapter
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 import botstate
-from botstate import ExpiryEvent, ManualClock
+import botstate.adapter
+from botstate.adapter import ExpiryEvent, ManualClock
 from botstate_storage_memory import DEFAULT_MAX_ENTRIES, MemoryAdapter
 
 
@@ -81,13 +82,13 @@ async def test_sweeper_starts_lazily_and_stops_on_close() -> None:
     assert adapter._sweeper is None
     await adapter.set("plain", b"x")
     assert adapter._sweeper is None
-    await adapter.set("k", b"v", expires_at=botstate.system_clock() + 0.05)
+    await adapter.set("k", b"v", expires_at=botstate.adapter.system_clock() + 0.05)
     sweeper = adapter._sweeper
     assert sweeper is not None and not sweeper.done()
     await asyncio.sleep(0.2)
     assert [e.key for e in events] == ["k"]
     assert len(adapter) == 1
-    await adapter.set("k2", b"v", expires_at=botstate.system_clock() + 100)
+    await adapter.set("k2", b"v", expires_at=botstate.adapter.system_clock() + 100)
     await adapter.close()
     assert adapter._sweeper is None and sweeper.done()
     tasks = [t for t in asyncio.all_tasks() if t.get_name() == "botstate-memory-sweeper"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from botstate import StorageAdapter
+from botstate.adapter import StorageAdapter
 from botstate.testing import AdapterSuite
 from botstate_storage_redis import RedisAdapter
 

@@ -172,10 +172,10 @@ def test_password_never_shown() -> None:
 
 
 def test_registered_with_schemes_and_plugin_imports_no_driver() -> None:
-    info = {a.name: a for a in botstate.adapters()}["redis"]
+    info = {a.name: a for a in botstate.list_adapters()}["redis"]
     assert set(info.schemes) == {"redis", "rediss", "unix", "redis+cluster"}
     code = (
-        "import sys, botstate; botstate.adapters(); "
+        "import sys, botstate; botstate.list_adapters(); "
         "botstate.open_storage('redis://127.0.0.1:1/0') if False else None; "
         "print('redis' in sys.modules, 'botstate_storage_redis.adapter' in sys.modules)"
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import botstate
+import botstate.adapter
 from botstate import Capability, ConfigError, InvalidURL
 from botstate_storage_sqlite import SqliteAdapter
 from botstate_storage_sqlite.adapter import _upper_bound
@@ -87,7 +88,7 @@ def test_duplicate_option_error_comes_from_the_core_parser() -> None:
     with pytest.raises(InvalidURL) as ours:
         SqliteAdapter.from_url(url)
     with pytest.raises(InvalidURL) as core:
-        botstate.parse_url(url)
+        botstate.adapter.parse_url(url)
     assert str(ours.value) == str(core.value)
 
 
@@ -170,7 +171,7 @@ def test_open_storage_by_url_and_mapping(tmp_path: Path) -> None:
     memory = botstate.open_storage("sqlite://:memory:?table=t")
     assert isinstance(memory.adapter, SqliteAdapter) and memory.adapter.config.in_memory
     assert memory.adapter.config.table == "t"
-    info = {a.name: a for a in botstate.adapters()}["sqlite"]
+    info = {a.name: a for a in botstate.list_adapters()}["sqlite"]
     assert info.schemes == ("sqlite",)
     assert info.distribution == "botstate-storage-sqlite"
 
@@ -183,7 +184,7 @@ def test_open_does_no_io(tmp_path: Path) -> None:
 def test_plugin_does_not_import_the_driver() -> None:
     code = (
         "import sys, botstate, botstate_storage_sqlite.plugin\n"
-        "names = [a.name for a in botstate.adapters()]\n"
+        "names = [a.name for a in botstate.list_adapters()]\n"
         "assert 'sqlite' in names, names\n"
         "assert 'aiosqlite' not in sys.modules\n"
         "botstate.open_storage('sqlite:///x.db')\n"

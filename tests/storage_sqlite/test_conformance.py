@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from botstate import StorageAdapter
+from botstate.adapter import StorageAdapter
 from botstate.testing import AdapterSuite
 from botstate_storage_sqlite import SqliteAdapter
 

@@ -21,12 +21,12 @@ pytestmark = pytest.mark.slow
 
 INCREMENTER = textwrap.dedent(
     """
-    import asyncio, sys, botstate
+    import asyncio, sys, time, botstate
 
     async def main(url, n, start_at):
         storage = botstate.open_storage(url)
         await storage.get("warm-up")  # open (schema, pragmas) before the common start
-        while botstate.system_clock() < start_at:
+        while time.time() < start_at:
             await asyncio.sleep(0.005)
         for _ in range(n):
             await storage.update("counter", lambda v: (v or 0) + 1)

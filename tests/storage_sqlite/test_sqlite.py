@@ -15,14 +15,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from botstate import (
-    ConfigError,
-    ExpiryEvent,
-    InvalidKey,
-    ManualClock,
-    StorageUnavailable,
-    open_storage,
-)
+from botstate import ConfigError, InvalidKey, StorageUnavailable, open_storage
+from botstate.adapter import ExpiryEvent, ManualClock
 from botstate_storage_sqlite import SCHEMA_VERSION, SqliteAdapter
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_start_prints_a_storage_url_and_stops_on_ctrl_c(
     service: str, scheme: str, adapter: str
 ) -> None:
-    if not any(a.name == adapter and a.error is None for a in botstate.adapters()):
+    if not any(a.name == adapter and a.error is None for a in botstate.list_adapters()):
         missing(f"botstate-storage-{adapter} is not installed")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tooling.services", "start", service],

@@ -12,7 +12,8 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from botstate import Sessions, Storage, StorageAdapter
+from botstate import Sessions, Storage
+from botstate.adapter import StorageAdapter
 
 from . import Bench
 

@@ -90,7 +90,7 @@ def _adapter_modules() -> dict[str, str]:
     import botstate
 
     modules = {}
-    for info in botstate.adapters():
+    for info in botstate.list_adapters():
         if info.error is None and isinstance(info.factory, str):
             modules[info.name] = info.factory.partition(":")[0]
     return modules

@@ -15,7 +15,7 @@ import pytest_asyncio
 from botstate_storage_example import ExampleAdapter
 
 import botstate
-from botstate import StorageAdapter
+from botstate.adapter import StorageAdapter
 from botstate.testing import AdapterSuite
 
 
@@ -35,7 +35,7 @@ async def test_opens_by_url_and_by_name(tmp_path: Path) -> None:
     assert await by_url.get("chat:1") == {"step": 1}
     by_name = botstate.open_storage({"adapter": "example", "directory": str(tmp_path / "a")})
     assert await by_name.get("bot:chat:1") == {"step": 1}
-    info = {a.name: a for a in botstate.adapters()}["example"]
+    info = {a.name: a for a in botstate.list_adapters()}["example"]
     assert info.schemes == ("example",)
     assert info.distribution == "botstate-storage-example"
 

@@ -5,11 +5,15 @@ driver errors at their boundary (``raise StorageUnavailable(...) from err``) so
 no driver exception reaches the caller raw::
 
     BotstateError
-    ├── ConfigError                 bad URL, options, or plugin setup
+    ├── ConfigError (ValueError)    bad URL, options, settings, or plugin setup
     │   ├── AdapterNotFound         no installed adapter has that name or scheme
     │   ├── InvalidURL              the URL cannot be parsed or has bad options
     │   └── PluginError             a plugin failed to load or registered badly
-    ├── InvalidKey (ValueError)     empty, NUL, lone surrogate, > 1024 UTF-8 bytes, not str
+    ├── InvalidArgument (ValueError, TypeError)
+    │   │                           a bad argument to a call: a TTL, a prefix, a lock timeout
+    │   └── InvalidKey              empty, NUL, lone surrogate, > 1024 UTF-8 bytes, not str
+    ├── UsageError (RuntimeError)   a call the contract does not allow in this state
+    │                               (a lazy session's data before load(), a lock released twice)
     ├── CodecError
     │   ├── EncodeError             a value the codec cannot encode (nothing is written)
     │   └── DecodeError             stored bytes the codec cannot decode
@@ -35,6 +39,7 @@ __all__ = [
     "ConflictError",
     "DecodeError",
     "EncodeError",
+    "InvalidArgument",
     "InvalidKey",
     "InvalidURL",
     "MigrationError",
@@ -42,6 +47,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "UnsupportedOperation",
+    "UsageError",
     "ValueTooLarge",
 ]
 
@@ -50,8 +56,8 @@ class BotstateError(Exception):
     """Base class of every error raised by botstate and its adapters."""
 
 
-class ConfigError(BotstateError):
-    """The storage was configured wrongly (URL, options, plugins, schema)."""
+class ConfigError(BotstateError, ValueError):
+    """The storage was configured wrongly (URL, options, settings, plugins, schema)."""
 
 
 class AdapterNotFound(ConfigError):
@@ -66,7 +72,22 @@ class PluginError(ConfigError):
     """A plugin could not be loaded or registered something invalid."""
 
 
-class InvalidKey(BotstateError, ValueError):
+class InvalidArgument(BotstateError, ValueError, TypeError):
+    """A call got an argument it cannot use (wrong type or out of range).
+
+    It is also a ``ValueError`` and a ``TypeError``, so code that catches the
+    built-in errors Python raises for bad arguments keeps working.
+    """
+
+
+class UsageError(BotstateError, RuntimeError):
+    """The API was used in a way its contract does not allow.
+
+    For example a lazy session's ``data`` read before ``load()``.
+    """
+
+
+class InvalidKey(InvalidArgument):
     """A key is not a valid storage key; ``key`` holds the offending key."""
 
     def __init__(self, message: str, key: object = None) -> None:

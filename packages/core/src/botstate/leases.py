@@ -8,10 +8,11 @@ import os
 import random
 from types import TracebackType
 
-from .adapter import StorageAdapter, Version
 from .capabilities import Capability
 from .clock import Clock, system_clock
+from .contract import StorageAdapter, Version
 from .errors import ConflictError, UnsupportedOperation
+from .options import seconds
 
 __all__ = ["Lease"]
 
@@ -43,8 +44,8 @@ class Lease:
             raise UnsupportedOperation(
                 f"distributed locks need an ATOMIC adapter; {type(adapter).__name__} is not"
             )
-        if ttl <= 0 or timeout < 0:
-            raise ValueError("lease ttl must be positive and timeout non-negative")
+        ttl = seconds(ttl, "lock ttl")
+        timeout = seconds(timeout, "lock timeout", zero=True)
         self.adapter = adapter
         self.key = key
         self.ttl = ttl

@@ -19,12 +19,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
-from .adapter import Version
 from .capabilities import Capability
-from .errors import ConfigError, ConflictError, MigrationError, UnsupportedOperation
+from .contract import Version
+from .errors import (
+    ConfigError,
+    ConflictError,
+    MigrationError,
+    UnsupportedOperation,
+    UsageError,
+)
 from .leases import Lease
 from .locks import KeyedLock
-from .storage import TTL, Storage, config_seconds
+from .options import seconds
+from .storage import TTL, Storage
 
 __all__ = ["Isolation", "MultiSession", "MultiSessions", "Session", "Sessions"]
 
@@ -69,7 +76,7 @@ class Session(Generic[T]):
     def data(self) -> T:
         """The session's data. On a lazy session, ``await load()`` first."""
         if not self.loaded:
-            raise RuntimeError(
+            raise UsageError(
                 f"lazy session {self.key!r} is not loaded yet: use `await session.load()`"
             )
         return self._data  # type: ignore[return-value]
@@ -152,13 +159,8 @@ class Sessions(Generic[T]):
                 raise ConfigError(f"migration key {step!r} must be an int in 1..{version}")
         if not isinstance(sliding, bool):
             raise ConfigError(f"sliding must be True or False, got {sliding!r}")
-        lock_ttl_s = config_seconds(lock_ttl, "lock_ttl")
-        if lock_ttl_s is None or lock_ttl_s == float("inf"):
-            raise ConfigError(f"lock_ttl must be a finite number of seconds, got {lock_ttl!r}")
-        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
-            raise ConfigError(f"lock_timeout must be seconds, got {lock_timeout!r}")
-        if not lock_timeout >= 0:
-            raise ConfigError(f"lock_timeout must be >= 0, got {lock_timeout!r}")
+        lock_ttl_s = seconds(lock_ttl, "lock_ttl", error=ConfigError)
+        lock_timeout = seconds(lock_timeout, "lock_timeout", zero=True, error=ConfigError)
         if isolation == "distributed" and Capability.ATOMIC not in storage.adapter.capabilities:
             raise UnsupportedOperation(
                 f"isolation='distributed' needs an ATOMIC adapter; "
@@ -167,7 +169,7 @@ class Sessions(Generic[T]):
         self.storage = storage
         self.initial = initial
         self.key = key
-        self.ttl = config_seconds(ttl, "ttl")
+        self.ttl = None if ttl is None else seconds(ttl, "ttl", forever=True, error=ConfigError)
         self.sliding = sliding
         self.version = version
         self.migrations = migrations

@@ -12,13 +12,22 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
-from .adapter import ExpiryEvent, StorageAdapter
 from .capabilities import Capability
 from .clock import Clock, system_clock
 from .codecs import Codec
-from .errors import ConfigError, ConflictError, DecodeError, EncodeError, UnsupportedOperation
+from .contract import ExpiryEvent, StorageAdapter
+from .errors import (
+    ConfigError,
+    ConflictError,
+    DecodeError,
+    EncodeError,
+    InvalidArgument,
+    UnsupportedOperation,
+)
 from .keys import NAMESPACE_SEPARATOR, validate_key, validate_namespace
 from .locks import KeyedLock
+from .options import seconds
+from .plugins import get_codec
 
 __all__ = ["FOREVER", "Storage", "TTL"]
 
@@ -59,13 +68,13 @@ class Storage(Generic[T]):
         max_retries: int = 100,
     ) -> None:
         if isinstance(codec, str):
-            from .registry import get_codec
-
             codec = cast("Codec[T]", get_codec(codec))
         self.adapter = adapter
         self.codec: Codec[T] = codec
         self.namespace = validate_namespace(namespace)
-        self.default_ttl = config_seconds(ttl, "ttl")
+        self.default_ttl = (
+            None if ttl is None else seconds(ttl, "ttl", forever=True, error=ConfigError)
+        )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigError(f"max_retries must be an int >= 0, got {max_retries!r}")
         self.clock = clock
@@ -80,10 +89,10 @@ class Storage(Generic[T]):
 
     def expires_at(self, ttl: TTL = None) -> float | None:
         """The absolute expiry a write with ``ttl`` gets now (``None``: never)."""
-        seconds = self.default_ttl if ttl is None else _seconds(ttl)
-        if seconds is None or seconds == math.inf:
+        duration = self.default_ttl if ttl is None else seconds(ttl, "ttl", forever=True)
+        if duration is None or duration == math.inf:
             return None
-        return self.clock() + seconds
+        return self.clock() + duration
 
     def encode(self, key: str, value: T) -> bytes:
         """Encode ``value`` with the codec; ``EncodeError`` names ``key``."""
@@ -163,7 +172,7 @@ class Storage(Generic[T]):
         """Yield the keys starting with ``prefix`` in this namespace (namespace stripped)."""
         self._require(Capability.SCAN, "keys()")
         if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
+            raise InvalidArgument(f"prefix must be str, not {type(prefix).__name__}")
         cut = len(self._prefix)
         async for full in self.adapter.scan(self._prefix + prefix):
             yield full[cut:]
@@ -294,25 +303,3 @@ async def _call(fn: Callable[[Any], Any], value: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
-
-
-def config_seconds(value: object, name: str) -> float | None:
-    """A configured duration (``None`` allowed); a bad one is a :class:`ConfigError`."""
-    try:
-        return _seconds(value, allow_none=True)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{name}: {err}") from None
-
-
-def _seconds(ttl: object, *, allow_none: bool = False) -> float | None:
-    if ttl is None:
-        if allow_none:
-            return None
-        raise ValueError("ttl must be a number of seconds")
-    if isinstance(ttl, timedelta):
-        ttl = ttl.total_seconds()
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise TypeError(f"ttl must be seconds (int, float or timedelta), not {type(ttl).__name__}")
-    if math.isnan(ttl) or ttl <= 0:
-        raise ValueError(f"ttl must be positive, got {ttl!r} (use FOREVER for no expiry)")
-    return float(ttl)

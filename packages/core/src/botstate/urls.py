@@ -1,4 +1,4 @@
-"""Storage URLs: parsing, typed options, and redaction of secrets.
+"""Storage URLs: parsing and redaction of secrets.
 
 ``scheme://[user[:password]@]host[:port][,host[:port]...][/path][?opt=value&...]``
 
@@ -8,19 +8,16 @@ of a :class:`StorageURL` or in :func:`redact_url` output.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from .errors import ConfigError, InvalidURL
+from .errors import InvalidURL
 
 __all__ = [
-    "Seconds",
-    "SecondsOrZero",
     "StorageURL",
-    "coerce_options",
+    "is_secret_option",
     "parse_url",
     "redact_secrets",
     "redact_url",
@@ -182,83 +179,3 @@ def _safe(url: object) -> str:
     if sep and 0 <= colon < at:
         return f"{scheme}://{rest[:colon]}:{REDACTED}@{rest[at + 1 :]}"
     return text
-
-
-class Seconds(float):
-    """Option kind for :func:`coerce_options`: a positive, finite number of seconds."""
-
-
-class SecondsOrZero(float):
-    """Option kind: a finite number of seconds >= 0 (``0`` usually means "off")."""
-
-
-_KIND_NAMES: dict[type, str] = {
-    Seconds: "a positive, finite number of seconds",
-    SecondsOrZero: "a finite number of seconds >= 0",
-}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def coerce_options(
-    given: Mapping[str, Any], spec: Mapping[str, type], *, adapter: str
-) -> dict[str, Any]:
-    """Check option names against ``spec`` and convert query strings to their types.
-
-    ``spec`` maps option name to ``int``, ``float``, ``bool`` or ``str``. An
-    unknown name or a bad value raises :class:`ConfigError` listing what is allowed.
-    """
-    out: dict[str, Any] = {}
-    for name, value in given.items():
-        if name not in spec:
-            allowed = ", ".join(sorted(spec)) or "none"
-            raise ConfigError(
-                f"unknown option {name!r} for adapter {adapter!r} (allowed: {allowed})"
-            )
-        kind = spec[name]
-        shown = REDACTED if is_secret_option(name) else repr(value)
-        try:
-            out[name] = _coerce(value, kind)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"option {name!r} of adapter {adapter!r} must be "
-                f"{_KIND_NAMES.get(kind, kind.__name__)}, got {shown}"
-            ) from None
-    return out
-
-
-def _coerce(value: Any, kind: type) -> Any:
-    if value is None:
-        return None
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError(value)
-    if kind is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(value)
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        return float(value)
-    if kind is Seconds or kind is SecondsOrZero:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        seconds = float(value)
-        if not (
-            math.isfinite(seconds) and (seconds > 0 or (kind is SecondsOrZero and seconds == 0))
-        ):
-            raise ValueError(value)
-        return seconds
-    if kind is str:
-        if not isinstance(value, str):
-            raise TypeError(value)
-        return value
-    return value

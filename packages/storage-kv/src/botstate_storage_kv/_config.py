@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botstate import ConfigError, InvalidURL, Seconds, coerce_options, parse_url, redact_url
+from botstate import ConfigError, InvalidURL
+from botstate.adapter import Choice, OptionKind, Seconds, coerce_options, parse_url, redact_url
 
 __all__ = ["OPTIONS", "KVConfig", "config_from_url"]
 
-OPTIONS: dict[str, type] = {
+RETRY_MODES = ("standard", "adaptive")
+OPTIONS: dict[str, OptionKind] = {
     "table": str,
     "region": str,
     "endpoint_url": str,
@@ -24,10 +26,9 @@ OPTIONS: dict[str, type] = {
     "connect_timeout": Seconds,
     "read_timeout": Seconds,
     "max_attempts": int,
-    "retry_mode": str,
+    "retry_mode": Choice(*RETRY_MODES),
     "consistent_read": bool,
 }
-RETRY_MODES = ("standard", "adaptive")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _TABLE_ARN = re.compile(r"^arn:[^:\s]+:dynamodb:[^:\s]*:[^:\s]*:table/[A-Za-z0-9_.-]{3,255}$")
 
@@ -68,10 +69,6 @@ class KVConfig:
                 f"max_attempts must be >= 1 (1 = no retries), got {self.max_attempts}"
             )
         # connect_timeout and read_timeout are checked by coerce_options (Seconds).
-        if self.retry_mode not in RETRY_MODES:
-            raise ConfigError(
-                f"retry_mode must be one of {', '.join(RETRY_MODES)}, got {self.retry_mode!r}"
-            )
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
             raise ConfigError("give both aws_access_key_id and aws_secret_access_key, or neither")
         if self.aws_session_token is not None and self.aws_access_key_id is None:

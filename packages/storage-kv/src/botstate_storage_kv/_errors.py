@@ -75,7 +75,7 @@ def translate(
 ) -> BotstateError:
     """The botstate error for a failed boto3 call ``action`` on ``table``.
 
-    ``redact`` hides the credentials in driver text (``botstate.redact_secrets``).
+    ``redact`` hides the credentials in driver text (``botstate.adapter.redact_secrets``).
     """
     where = f"DynamoDB {action} on table {table!r}"
     if isinstance(err, bc.ClientError):

@@ -12,15 +12,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from botstate import (
-    BaseAdapter,
-    Capability,
-    ConfigError,
-    StorageUnavailable,
-    Version,
-    redact_secrets,
-    redact_url,
-)
+from botstate import Capability, ConfigError, StorageUnavailable
+from botstate.adapter import BaseAdapter, Version, int_version, redact_secrets, redact_url
 
 from ._config import KVConfig, config_from_url
 from ._errors import DRIVER_ERRORS, error_code, translate
@@ -56,6 +49,7 @@ _HAS_VERSION = f"attribute_exists(#k) AND #r = :ver AND {_LIVE}"
 _HAS_NO_VERSION = f"attribute_exists(#k) AND attribute_not_exists(#r) AND {_LIVE}"
 # Placeholders for the attribute names, so none can clash with a reserved word.
 # DynamoDB refuses a placeholder the expression does not use, hence two sets.
+_MAX_VERSION = 10**38 - 1  # a DynamoDB number holds 38 significant digits
 _NAMES = {"#k": KEY, "#e": EXP}
 _NAMES_WITH_VER = {**_NAMES, "#r": VER}
 
@@ -117,14 +111,12 @@ class DynamoDBAdapter(BaseAdapter):
 
     # -- plumbing ---------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise StorageUnavailable(f"{self!r} is closed")
+        self.check_open()
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
-        except RuntimeError as err:
-            if self._closed:  # the pool shut down between the check and the submit
-                raise StorageUnavailable(f"{self!r} is closed") from err
+        except RuntimeError:
+            self.check_open()  # the pool shut down between the check and the submit
             raise
 
     def _call(self, action: str, params: dict[str, Any], conditional: bool = False) -> Any:
@@ -425,7 +417,7 @@ class DynamoDBAdapter(BaseAdapter):
             params["ConditionExpression"] = _ABSENT_OR_EXPIRED
             params["ExpressionAttributeNames"] = _NAMES
             params["ExpressionAttributeValues"] = _now()
-        elif isinstance(version, bool) or not isinstance(version, int):
+        elif int_version(version, high=_MAX_VERSION) is None:
             return False  # not a version this adapter hands out
         elif version == 0:  # an item written without a version attribute
             params["ConditionExpression"] = _HAS_NO_VERSION

@@ -8,13 +8,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
-from botstate import (
+from botstate import Capability, ConfigError, InvalidURL
+from botstate.adapter import (
     BaseAdapter,
-    Capability,
     Clock,
-    ConfigError,
     ExpiryEvent,
-    InvalidURL,
     Version,
     coerce_options,
     parse_url,
@@ -46,7 +44,7 @@ class MemoryAdapter(BaseAdapter):
       background task removes expired entries and reports ``"expired"`` events.
       Expired entries are never returned, swept or not. The sweeper starts with
       the first expiring write and stops on ``close()``.
-    - ``clock``: the time source, for tests (see ``botstate.ManualClock``).
+    - ``clock``: the time source, for tests (see ``botstate.adapter.ManualClock``).
 
     Values are copied to immutable ``bytes``, so callers cannot mutate stored state.
     """
@@ -175,6 +173,7 @@ class MemoryAdapter(BaseAdapter):
 
     # -- the contract -----------------------------------------------------
     async def get(self, key: str) -> bytes | None:
+        self.check_open()
         entry = self._live(key)
         if entry is None:
             return None
@@ -182,18 +181,22 @@ class MemoryAdapter(BaseAdapter):
         return entry[_VALUE]
 
     async def has(self, key: str) -> bool:
+        self.check_open()
         return self._live(key) is not None
 
     async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        self.check_open()
         self._write(key, value, expires_at)
 
     async def delete(self, key: str) -> bool:
+        self.check_open()
         if self._live(key) is None:
             return False
         del self._data[key]
         return True
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        self.check_open()
         now = self.clock()
         found: dict[str, bytes] = {}
         for key in keys:
@@ -206,6 +209,7 @@ class MemoryAdapter(BaseAdapter):
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
     ) -> None:
+        self.check_open()
         # The loop of _write, inlined: the batch shares one deadline and one heap item.
         data, cap, version = self._data, self.max_entries, self._counter
         for key, value in items.items():
@@ -220,6 +224,7 @@ class MemoryAdapter(BaseAdapter):
             self._track_expiry(expires_at, version, tuple(items))  # one hint per batch
 
     async def delete_many(self, keys: Sequence[str]) -> int:
+        self.check_open()
         removed = 0
         for key in dict.fromkeys(keys):
             if self._live(key) is not None:
@@ -228,16 +233,19 @@ class MemoryAdapter(BaseAdapter):
         return removed
 
     async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        self.check_open()
         # Snapshot first: callers may write or delete while iterating.
         for key in [k for k in self._data if k.startswith(prefix)]:
             if self._live(key) is not None:
                 yield key
 
     async def get_expiry(self, key: str) -> float | None:
+        self.check_open()
         entry = self._live(key)
         return None if entry is None else entry[_EXPIRES]
 
     async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
+        self.check_open()
         entry = self._live(key)
         if entry is None:
             return None
@@ -252,6 +260,7 @@ class MemoryAdapter(BaseAdapter):
         version: Version | None,
         expires_at: float | None = None,
     ) -> bool:
+        self.check_open()
         entry = self._live(key)
         current = None if entry is None else entry[_VERSION]
         if current != version:
@@ -260,6 +269,7 @@ class MemoryAdapter(BaseAdapter):
         return True
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
+        self.check_open()
         entry = self._live(key)
         if entry is None or entry[_VERSION] != version:
             return False
@@ -267,11 +277,17 @@ class MemoryAdapter(BaseAdapter):
         return True
 
     async def close(self) -> None:
-        """Stop the sweeper and wait for pending event callbacks. Entries stay readable."""
+        """Stop the sweeper and wait for pending event callbacks; later calls raise.
+
+        Like every adapter, a closed memory adapter answers every operation with
+        ``StorageUnavailable``; its entries are dropped.
+        """
         self._closed = True
         sweeper, self._sweeper = self._sweeper, None
         await self._cancel_task(sweeper)
         await super().close()
+        self._data.clear()
+        self._heap.clear()
 
     def _repr_fields(self) -> Mapping[str, Any]:
         return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botstate import hookimpl
+from botstate.adapter import hookimpl
 
 
 @hookimpl

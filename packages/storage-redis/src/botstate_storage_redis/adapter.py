@@ -38,17 +38,8 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from botstate import (
-    BaseAdapter,
-    BotstateError,
-    Capability,
-    ConfigError,
-    StorageError,
-    StorageUnavailable,
-    Version,
-    coerce_options,
-    redact_secrets,
-)
+from botstate import BotstateError, Capability, ConfigError, StorageError, StorageUnavailable
+from botstate.adapter import BaseAdapter, Version, coerce_options, redact_secrets
 
 from .config import RedisOptions, Target, parse_target
 from .layout import (
@@ -202,16 +193,12 @@ class RedisAdapter(BaseAdapter):
             return StorageUnavailable(f"redis at {self._where} is unavailable: {text}")
         return StorageError(f"redis at {self._where} failed: {text}")
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageUnavailable(f"{self!r} is closed")
-
     async def _raw(self, *args: Any) -> Any:
         """One command; driver errors are left to the caller (see :meth:`_run`).
 
         Replies are raw on the auto-pipeline, parsed by redis-py otherwise.
         """
-        self._check_open()
+        self.check_open()
         if self._pipeline is not None:
             return await self._pipeline.execute(args)
         if self._cluster:
@@ -227,7 +214,7 @@ class RedisAdapter(BaseAdapter):
 
     async def _in_cluster(self, call: Callable[[RedisCluster], Awaitable[_T]]) -> _T:
         """``call(cluster client)`` once it is initialized, within ``max_connections``."""
-        self._check_open()
+        self.check_open()
         cluster = self._client
         assert isinstance(cluster, RedisCluster) and self._limit is not None
         if not self._cluster_ready:
@@ -243,7 +230,7 @@ class RedisAdapter(BaseAdapter):
 
         The first error reply is raised (wrapped), like any driver error.
         """
-        self._check_open()
+        self.check_open()
         try:
             if self._pipeline is not None:
                 replies = await self._pipeline.execute_many(commands)
@@ -353,12 +340,12 @@ class RedisAdapter(BaseAdapter):
         pattern = escape_glob(self.prefix + prefix) + "*"
         cut = len(self.prefix)
         seen: set[bytes] = set()
-        self._check_open()
+        self.check_open()
         try:
             if self._cluster:
                 await self._in_cluster(_nothing)  # initialize the cluster client first
             async for raw in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
-                self._check_open()
+                self.check_open()
                 if raw in seen:
                     continue
                 seen.add(raw)

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from botstate import (
-    ConfigError,
-    InvalidURL,
+from botstate import ConfigError, InvalidURL
+from botstate.adapter import (
+    Choice,
+    OptionKind,
     Seconds,
     SecondsOrZero,
     StorageURL,
@@ -27,13 +28,14 @@ from botstate import (
     parse_url,
 )
 
+from .plugin import SCHEMES
+
 __all__ = ["DEFAULT_URL", "OPTIONS", "RedisOptions", "Target", "parse_target"]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PORT = 6379
-SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 
-OPTIONS: dict[str, type] = {
+OPTIONS: dict[str, OptionKind] = {
     "prefix": str,
     "socket_timeout": Seconds,
     "socket_connect_timeout": Seconds,
@@ -45,7 +47,7 @@ OPTIONS: dict[str, type] = {
     "username": str,
     "password": str,
     "ssl_ca_certs": str,
-    "ssl_cert_reqs": str,
+    "ssl_cert_reqs": Choice("required", "optional", "none"),
     "ssl_check_hostname": bool,
 }
 
@@ -66,15 +68,10 @@ class RedisOptions:
     ssl_check_hostname: bool = True
 
     def __post_init__(self) -> None:
-        # Times are checked by coerce_options (Seconds / SecondsOrZero kinds).
+        # Times and ssl_cert_reqs are checked by coerce_options (their option kinds).
         if self.max_connections < 1:
             raise ConfigError(
                 f"redis option max_connections must be >= 1, got {self.max_connections}"
-            )
-        if self.ssl_cert_reqs not in ("required", "optional", "none"):
-            raise ConfigError(
-                "redis option ssl_cert_reqs must be one of required, optional, none; "
-                f"got {self.ssl_cert_reqs!r}"
             )
 
 

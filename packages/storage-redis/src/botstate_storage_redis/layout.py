@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from botstate import Version
+from botstate.adapter import Version, int_version
 
 __all__ = [
     "DELETE_IF",
@@ -101,6 +101,5 @@ def escape_glob(text: str) -> str:
 
 
 def header_of(version: Version) -> bytes | None:
-    if isinstance(version, int) and not isinstance(version, bool) and 0 <= version < 2**64:
-        return version.to_bytes(HEADER_BYTES, "big")
-    return None
+    number = int_version(version, high=2 ** (8 * HEADER_BYTES) - 1)
+    return None if number is None else number.to_bytes(HEADER_BYTES, "big")

@@ -13,19 +13,15 @@ from typing import Any
 import aiosqlite
 
 from botstate import (
-    BaseAdapter,
     BotstateError,
     Capability,
-    Clock,
     ConfigError,
-    ExpiryEvent,
     InvalidKey,
     StorageError,
     StorageUnavailable,
     ValueTooLarge,
-    Version,
-    system_clock,
 )
+from botstate.adapter import BaseAdapter, Clock, ExpiryEvent, Version, int_version, system_clock
 
 from . import writer as w
 from .config import SqliteConfig
@@ -48,7 +44,8 @@ _FILE_CAPABILITIES = frozenset(
 _MEMORY_CAPABILITIES = _FILE_CAPABILITIES - {Capability.PERSISTENT, Capability.SHARED}
 _SCAN_PAGE = 500
 _PURGE_BATCH = 1000
-_MAX_INT64 = 2**63 - 1
+_MAX_INT64 = 2**63 - 1  # versions are SQLite INTEGERs
+_MIN_INT64 = -(2**63)
 SQLITE_TOOBIG = 18
 SQLITE_NOTADB = 26
 
@@ -115,8 +112,7 @@ class SqliteAdapter(BaseAdapter):
     async def _open(self) -> aiosqlite.Connection:
         if self._db is not None:
             return self._db
-        if self._closed:
-            raise StorageUnavailable(f"{self!r} is closed")
+        self.check_open()
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
@@ -347,13 +343,13 @@ class SqliteAdapter(BaseAdapter):
         if version is None:
             args: tuple[Any, ...] = (key, value, expires_at, self.clock())
             return bool(await self._write(w.op_insert_if_absent, args))
-        if not _is_stored_version(version):
+        if int_version(version, low=_MIN_INT64, high=_MAX_INT64) is None:
             return False  # not a version this adapter ever handed out
         args = (key, value, expires_at, version, self.clock())
         return bool(await self._write(w.op_update_if_version, args))
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
-        if not _is_stored_version(version):
+        if int_version(version, low=_MIN_INT64, high=_MAX_INT64) is None:
             return False
         return bool(await self._write(w.op_delete_if_version, (key, version, self.clock())))
 
@@ -393,14 +389,6 @@ async def _join_worker(db: aiosqlite.Connection, limit: float = 1.0) -> None:
     deadline = time.monotonic() + limit
     while thread.is_alive() and time.monotonic() < deadline:
         await asyncio.sleep(0.002)
-
-
-def _is_stored_version(version: object) -> bool:
-    return (
-        isinstance(version, int)
-        and not isinstance(version, bool)
-        and (-_MAX_INT64 - 1 <= version <= _MAX_INT64)
-    )
 
 
 def _scan_params(start: str, upper: str | None, now: float) -> tuple[Any, ...]:

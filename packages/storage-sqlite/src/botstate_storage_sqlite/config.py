@@ -1,6 +1,6 @@
 """SQLite URLs and options: ``sqlite:///relative.db``, ``sqlite:////abs.db``, ``sqlite://:memory:``.
 
-URLs are read by ``botstate.parse_url``; only the ``sqlite://:memory:`` form,
+URLs are read by ``botstate.adapter.parse_url``; only the ``sqlite://:memory:`` form,
 whose ``:memory:`` would read as a host, is rewritten to ``sqlite:///:memory:``
 first. Every option is checked before anything touches the disk; the table
 name is the only identifier that reaches SQL text, and only after it matched
@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botstate import ConfigError, InvalidURL, SecondsOrZero, coerce_options, parse_url
+from botstate import ConfigError, InvalidURL
+from botstate.adapter import Choice, OptionKind, SecondsOrZero, coerce_options, parse_url
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -37,11 +38,11 @@ META_TABLE = "botstate_meta"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEMORY_HOST = re.compile(r"sqlite://:memory:(?=$|[?#])", re.IGNORECASE)
-_OPTIONS: dict[str, type] = {
+_OPTIONS: dict[str, OptionKind] = {
     "path": str,
     "table": str,
-    "journal_mode": str,
-    "synchronous": str,
+    "journal_mode": Choice(*JOURNAL_MODES),
+    "synchronous": Choice(*SYNCHRONOUS_LEVELS),
     "busy_timeout": SecondsOrZero,
     "purge_interval": SecondsOrZero,
 }
@@ -52,8 +53,8 @@ _FORMS = "sqlite:///relative.db, sqlite:////absolute/path.db or sqlite://:memory
 class SqliteConfig:
     """Validated settings of one adapter (see the package README for each option).
 
-    Build it with :meth:`from_options`: the seconds options are checked there,
-    by ``coerce_options``; the other checks run here.
+    Build it with :meth:`from_options`: option kinds (choices, seconds) are
+    checked there, by ``coerce_options``; the path and table checks run here.
     """
 
     path: str
@@ -69,13 +70,6 @@ class SqliteConfig:
         if "\x00" in self.path:
             raise ConfigError("the sqlite database path must not contain NUL")
         object.__setattr__(self, "table", validate_table(self.table))
-        object.__setattr__(
-            self, "journal_mode", _choice("journal_mode", self.journal_mode, JOURNAL_MODES)
-        )
-        object.__setattr__(
-            self, "synchronous", _choice("synchronous", self.synchronous, SYNCHRONOUS_LEVELS)
-        )
-        # busy_timeout and purge_interval are checked by coerce_options (SecondsOrZero).
 
     @property
     def in_memory(self) -> bool:
@@ -131,11 +125,3 @@ def validate_table(name: object) -> str:
     if len(name) > 100:
         raise ConfigError(f"table name {name[:20]!r}... is longer than 100 characters")
     return name
-
-
-def _choice(option: str, value: object, allowed: tuple[str, ...]) -> str:
-    text = value.strip().upper() if isinstance(value, str) else value
-    if text not in allowed:
-        raise ConfigError(f"option {option!r} must be one of {', '.join(allowed)}, got {value!r}")
-    assert isinstance(text, str)
-    return text

@@ -22,16 +22,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from botstate import (
-    BaseAdapter,
-    Capability,
-    ConfigError,
-    InvalidURL,
-    StorageError,
-    StorageUnavailable,
-    coerce_options,
-    parse_url,
-)
+from botstate import Capability, ConfigError, InvalidURL, StorageError, StorageUnavailable
+from botstate.adapter import BaseAdapter, coerce_options, parse_url
 
 __all__ = ["ExampleAdapter"]
 
@@ -85,6 +77,7 @@ class ExampleAdapter(BaseAdapter):
 
     async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
         """Run blocking file I/O in a thread; OS errors become StorageUnavailable."""
+        self.check_open()  # a closed adapter refuses every operation
         try:
             return await asyncio.to_thread(func, *args)
         except OSError as err:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -26,10 +25,12 @@ from ..__about__ import __version__
 from ..errors import (
     BotstateError,
     ConfigError,
+    InvalidArgument,
     InvalidKey,
     StorageUnavailable,
     UnsupportedOperation,
 )
+from ..options import seconds
 from ._commands import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -109,18 +110,20 @@ def _number(
     return convert
 
 
-def _seconds(option: str) -> Callable[[str], float]:
-    """A positive, finite number of seconds."""
-    return _number(
-        option, float, lambda v: math.isfinite(v) and v > 0, "a positive number of seconds"
-    )
+def _seconds(option: str, *, zero: bool = False) -> Callable[[str], float]:
+    """A finite number of seconds, positive (or ``>= 0`` with ``zero``: "no limit")."""
 
+    def convert(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentError(None, f"{option}: invalid float value: {text!r}") from None
+        try:
+            return seconds(number, option, zero=zero)
+        except InvalidArgument as err:
+            raise argparse.ArgumentError(None, str(err)) from None
 
-def _seconds_or_zero(option: str) -> Callable[[str], float]:
-    """A finite number of seconds, ``0`` allowed (meaning "no limit")."""
-    return _number(
-        option, float, lambda v: math.isfinite(v) and v >= 0, "0 or a positive number of seconds"
-    )
+    return convert
 
 
 def _count(option: str, minimum: int) -> Callable[[str], int]:
@@ -133,7 +136,7 @@ def build_parser(secrets: Secrets | None = None) -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--timeout",
-        type=_seconds_or_zero("--timeout"),
+        type=_seconds("--timeout", zero=True),
         default=30.0,
         metavar="SECONDS",
         help="give up on a storage call after this long, exit 3 (default 30; 0 = never)",

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..adapter import StorageAdapter
 from ..capabilities import Capability
+from ..contract import StorageAdapter
 from ..errors import ConfigError, StorageError, StorageUnavailable
-from ..registry import AdapterInfo, adapter_name_for_url, adapters, open_adapter, open_storage
+from ..opening import open_adapter, open_storage
+from ..plugins import AdapterInfo, adapter_name_for_url, list_adapters
 from ..storage import Storage
 from ..urls import redact_url
 from ._output import Output, one_line
@@ -74,7 +75,7 @@ def capabilities_of(info: AdapterInfo) -> tuple[list[str] | None, str | None]:
 
 
 def cmd_adapters(args: argparse.Namespace, ctx: Context) -> int:
-    found = adapters()
+    found = list_adapters()
     rows: list[dict[str, Any]] = []
     for info in found:
         caps, problem = capabilities_of(info)

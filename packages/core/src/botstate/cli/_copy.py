@@ -19,15 +19,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..adapter import StorageAdapter
 from ..capabilities import Capability
+from ..contract import StorageAdapter
 from ..errors import (
     BotstateError,
     ConfigError,
     StorageUnavailable,
     UnsupportedOperation,
 )
-from ..registry import open_adapter
+from ..opening import open_adapter
 from ..urls import redact_url
 from ._commands import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, Context
 from ._output import Progress, one_line

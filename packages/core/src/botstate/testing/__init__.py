@@ -1,4 +1,6 @@
-"""The conformance suite for adapter authors (needs ``pytest`` and ``pytest-asyncio``).
+"""Test helpers: the conformance suite, a manual clock, and a registry reset.
+
+Needs ``pytest`` and ``pytest-asyncio`` (``pip install "botstate[testing]"``).
 
 Subclass :class:`AdapterSuite` in your tests and override the ``adapter``
 fixture; every test of the capabilities your adapter declares then runs
@@ -16,6 +18,7 @@ against it::
 """
 
 from ..clock import ManualClock
+from ..plugins import reset_registry
 from .suite import AdapterSuite
 
-__all__ = ["AdapterSuite", "ManualClock"]
+__all__ = ["AdapterSuite", "ManualClock", "reset_registry"]

@@ -6,14 +6,14 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import pytest_asyncio
 
-from ..adapter import ExpiryEvent, StorageAdapter
 from ..capabilities import Capability
-from ..errors import UnsupportedOperation, ValueTooLarge
+from ..contract import ExpiryEvent, StorageAdapter
+from ..errors import StorageUnavailable, UnsupportedOperation, ValueTooLarge
 from ..storage import Storage
 
 __all__ = ["AdapterSuite"]
@@ -311,3 +311,19 @@ class AdapterSuite:
     async def test_close_is_idempotent(self, adapter: StorageAdapter) -> None:
         await adapter.close()
         await adapter.close()
+
+    async def test_closed_adapter_refuses_every_operation(self, adapter: StorageAdapter) -> None:
+        await adapter.set("before-close", b"v")
+        await adapter.close()
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: adapter.get("before-close"),
+            lambda: adapter.set("k", b"v"),
+            lambda: adapter.delete("k"),
+            lambda: adapter.has("k"),
+            lambda: adapter.get_many(["k"]),
+            lambda: adapter.set_many({"k": b"v"}),
+            lambda: adapter.delete_many(["k"]),
+        ]
+        for call in calls:
+            with pytest.raises(StorageUnavailable):
+                await call()

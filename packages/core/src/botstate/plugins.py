@@ -1,8 +1,8 @@
-"""Finding adapters and codecs: entry points, pluggy, and selection by URL or name.
+"""Loading plugins: entry points, pluggy, and the adapters and codecs they register.
 
 Plugins are named by entry points in the group ``botstate.storage``. Each is
 loaded in isolation: one that fails to import or register is reported by
-:func:`adapters` with its error and does not affect the others. Set
+:func:`list_adapters` with its error and does not affect the others. Set
 ``BOTSTATE_PLUGINS=memory,redis`` to load only the plugins of those entry names.
 Adapter factories are dotted paths imported only when that adapter is opened,
 so ``import botstate`` imports no driver.
@@ -15,26 +15,25 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .adapter import StorageAdapter
 from .codecs import BUILTIN_CODECS, Codec
-from .errors import AdapterNotFound, BotstateError, ConfigError, InvalidURL, PluginError
-from .storage import TTL, Storage
-from .urls import redact_secrets, redact_url
+from .contract import StorageAdapter
+from .errors import AdapterNotFound, ConfigError, InvalidURL, PluginError
+from .urls import redact_url
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AdapterInfo",
-    "adapters",
+    "adapter_name_for_url",
+    "find_adapter",
     "get_codec",
-    "open_adapter",
-    "open_storage",
+    "list_adapters",
     "register_plugin",
     "reset_registry",
 ]
@@ -43,7 +42,6 @@ logger = logging.getLogger("botstate")
 
 ENTRY_POINT_GROUP = "botstate.storage"
 ALLOW_ENV = "BOTSTATE_PLUGINS"
-STORAGE_ENV = "BOTSTATE_STORAGE"
 
 # Adapters this project publishes, so a missing one can be named for pip.
 KNOWN_DISTRIBUTIONS = {
@@ -62,7 +60,6 @@ KNOWN_SCHEMES = {
     "dynamodb": "kv",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_.+-]*$")
-_STORAGE_OPTIONS = ("namespace", "ttl", "codec", "max_retries")  # for Storage, not the adapter
 
 
 @dataclass
@@ -243,7 +240,7 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
     registry.add_plugin(plugin, name or str(getattr(plugin, "__name__", repr(plugin))), None, None)
 
 
-def adapters() -> list[AdapterInfo]:
+def list_adapters() -> list[AdapterInfo]:
     """List installed adapters and broken plugins (those have ``error`` set)."""
     registry = _get_registry()
     return sorted(registry.adapters.values(), key=lambda a: a.name) + list(registry.broken)
@@ -260,7 +257,8 @@ def get_codec(name: str) -> Codec[Any]:
     return registry.codecs[name]
 
 
-def _find(name: str) -> AdapterInfo:
+def find_adapter(name: str) -> AdapterInfo:
+    """The adapter registered as ``name``; ``AdapterNotFound`` says how to install it."""
     registry = _get_registry()
     if name in registry.adapters:
         return registry.adapters[name]
@@ -282,42 +280,6 @@ def _find(name: str) -> AdapterInfo:
     )
 
 
-def _resolve(
-    spec: str | Mapping[str, Any] | None, options: dict[str, Any]
-) -> tuple[str, str | None, dict[str, Any]]:
-    """Return ``(adapter name, url, options)`` for any accepted spec form."""
-    if spec is None:
-        spec = os.environ.get(STORAGE_ENV)
-        if not spec:
-            raise ConfigError(f"no storage given and {STORAGE_ENV} is not set")
-    if isinstance(spec, Mapping):
-        merged = {**spec, **options}
-        name = merged.pop("adapter", None)
-        url = merged.pop("url", None)
-        if url is not None and not isinstance(url, str):
-            raise ConfigError(f"'url' must be a string, not {type(url).__name__}")
-        if name is None and url is None:
-            raise ConfigError("storage config needs 'adapter' or 'url'")
-        if url is not None:
-            by_url = adapter_name_for_url(url)
-            if name is not None and name != by_url:
-                raise ConfigError(
-                    f"adapter {name!r} does not match the URL scheme of {redact_url(url)!r} "
-                    f"(served by {by_url!r})"
-                )
-            name = by_url
-        if not isinstance(name, str):
-            raise ConfigError(f"'adapter' must be a string, not {type(name).__name__}")
-        return name, url, merged
-    if not isinstance(spec, str):
-        raise ConfigError(
-            f"storage spec must be a URL, a name or a mapping, not {type(spec).__name__}"
-        )
-    if "://" in spec:
-        return adapter_name_for_url(spec), spec, dict(options)
-    return spec, None, dict(options)
-
-
 def adapter_name_for_url(url: str) -> str:
     """The name of the adapter serving ``url``'s scheme (``AdapterNotFound`` if none)."""
     # Only the scheme matters here; the adapter parses the rest (``sqlite://:memory:``
@@ -335,66 +297,6 @@ def adapter_name_for_url(url: str) -> str:
     raise AdapterNotFound(
         f"no installed adapter serves URL scheme {scheme!r} (known schemes: {known})"
     )
-
-
-def open_adapter(spec: str | Mapping[str, Any] | None = None, **options: Any) -> StorageAdapter:
-    """Open the raw adapter for a URL, adapter name, or config mapping (no ``Storage`` layer)."""
-    name, url, opts = _resolve(spec, options)
-    for key in _STORAGE_OPTIONS:
-        opts.pop(key, None)
-    return _open(name, url, opts)
-
-
-def _open(name: str, url: str | None, options: dict[str, Any]) -> StorageAdapter:
-    info = _find(name)
-    factory = info.load_factory()
-    try:
-        return factory(url, **options)
-    except Exception as err:
-        raw = str(err)
-        clean = redact_secrets(raw, url=url, options=options)
-        if isinstance(err, BotstateError):
-            if clean == raw:
-                raise
-            try:
-                scrubbed: BotstateError = type(err)(clean)
-            except Exception:
-                scrubbed = ConfigError(clean)
-            raise scrubbed from None  # the original still holds the secret
-        shown = redact_url(url) if url else name
-        error = ConfigError(
-            f"adapter {name!r} could not open {shown!r}: {type(err).__name__}: {clean}"
-        )
-        if clean != raw:
-            raise error from None  # the original still holds the secret
-        raise error from err
-
-
-def open_storage(
-    spec: str | Mapping[str, Any] | None = None,
-    *,
-    namespace: str | None = None,
-    ttl: TTL = None,
-    codec: str | Codec[Any] | None = None,
-    **options: Any,
-) -> Storage[Any]:
-    """Open a :class:`Storage` from a URL, an adapter name, a config mapping, or the env.
-
-    >>> open_storage("memory://")
-    >>> open_storage("sqlite:///bot.db", namespace="mybot", ttl=3600)
-    >>> open_storage({"adapter": "redis", "url": "redis://localhost:6379/0"})
-    >>> open_storage()          # reads BOTSTATE_STORAGE
-
-    ``namespace``, ``ttl``, ``codec`` and ``max_retries`` configure the
-    ``Storage``; other keyword options (and other keys of a mapping) go to the
-    adapter. Opening does no I/O: adapters connect on first use.
-    """
-    name, url, opts = _resolve(spec, options)
-    settings = {key: opts.pop(key) for key in _STORAGE_OPTIONS if key in opts}
-    explicit = {"namespace": namespace, "ttl": ttl, "codec": codec}
-    settings.update({key: value for key, value in explicit.items() if value is not None})
-    adapter = _open(name, url, opts)
-    return Storage(adapter, **settings)
 
 
 def _allow_list() -> set[str] | None:
