@@ -118,3 +118,21 @@ async def test_closed_storage_raises_storage_unavailable(storage: Storage[Any]) 
     for call in (lambda: storage.get("k"), lambda: storage.set("k", 2), lambda: storage.has("k")):
         with pytest.raises(botstate.StorageUnavailable):
             await call()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected", "hint"),
+    [
+        ("bot.db", botstate.AdapterNotFound, "sqlite:///bot.db"),
+        ("data/state.sqlite", botstate.AdapterNotFound, "sqlite:///data/state.sqlite"),
+        ("memroy", botstate.AdapterNotFound, "did you mean 'memory'?"),
+        ("memroy://", botstate.AdapterNotFound, "did you mean 'memory://'?"),
+        ("redsi://localhost", botstate.AdapterNotFound, "did you mean 'redis://'?"),
+        ("redis://[::1/0", botstate.InvalidURL, "IPv6"),
+        ("redis://[::1]x/0", botstate.InvalidURL, "IPv6"),
+    ],
+)
+def test_messages_say_what_to_do(spec: str, expected: type[Exception], hint: str) -> None:
+    with pytest.raises(expected) as caught:
+        botstate.open_storage(spec)
+    assert hint in str(caught.value)

@@ -267,11 +267,15 @@ def find_adapter(name: str) -> AdapterInfo:
             raise PluginError(f"storage plugin {name!r} failed to load: {info.error}")
     installed = ", ".join(sorted(registry.adapters)) or "none"
     dist = KNOWN_DISTRIBUTIONS.get(name)
-    hint = (
-        f"install it with: pip install {dist}"
-        if dist
-        else f"look for a distribution named botstate-storage-{name}"
-    )
+    close = _closest(name, registry.adapters)
+    if dist:
+        hint = f"install it with: pip install {dist}"
+    elif _looks_like_path(name):
+        hint = f"for a SQLite file give a URL: 'sqlite:///{name}'"
+    elif close:
+        hint = f"did you mean {close!r}?"
+    else:
+        hint = f"look for a distribution named botstate-storage-{name}"
     allowed = _allow_list()
     if allowed is not None and name not in allowed:
         hint += f" (note: {ALLOW_ENV} limits plugins to {', '.join(sorted(allowed))})"
@@ -294,9 +298,24 @@ def adapter_name_for_url(url: str) -> str:
     if scheme in KNOWN_SCHEMES:
         return KNOWN_SCHEMES[scheme]  # _find() will explain how to install it
     known = ", ".join(sorted(registry.schemes)) or "none"
+    close = _closest(scheme, [*registry.schemes, *KNOWN_SCHEMES])
+    hint = f"; did you mean {close + '://'!r}?" if close else ""
     raise AdapterNotFound(
-        f"no installed adapter serves URL scheme {scheme!r} (known schemes: {known})"
+        f"no installed adapter serves URL scheme {scheme!r} (known schemes: {known}){hint}"
     )
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``word`` is most likely a typo of, if any is close."""
+    import difflib  # only on this error path
+
+    found = difflib.get_close_matches(word.lower(), sorted(set(candidates)), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _looks_like_path(name: str) -> bool:
+    """A file name or path given where an adapter name or URL was expected."""
+    return "/" in name or "\\" in name or name.lower().endswith((".db", ".sqlite", ".sqlite3"))
 
 
 def _allow_list() -> set[str] | None:
