@@ -66,6 +66,7 @@ ADAPTER_API = {
     "StorageURL",
     "Version",
     "coerce_options",
+    "hide_in_logs",
     "hookimpl",
     "int_version",
     "is_secret_option",
