@@ -39,10 +39,12 @@ def _storage_cases(storage: Storage[Any]) -> list[tuple[str, Call, type[Exceptio
         ("keys prefix int", lambda: storage.keys(5).__anext__(), TypeError),  # type: ignore[arg-type]
         ("set unencodable", lambda: storage.set("k", object()), botstate.EncodeError),
         ("update ttl", lambda: storage.update("k", lambda v: 1, ttl=-1), ValueError),
+        ("ttl 1e20", lambda: storage.set("k", 1, ttl=1e20), ValueError),
+        ("ttl huge int", lambda: storage.set("k", 1, ttl=10**400), ValueError),
     ]
 
 
-@pytest.mark.parametrize("index", range(12))
+@pytest.mark.parametrize("index", range(14))
 async def test_storage_bad_arguments(storage: Storage[Any], index: int) -> None:
     name, call, builtin = _storage_cases(storage)[index]
     err = await _outcome(call)

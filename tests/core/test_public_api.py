@@ -52,6 +52,7 @@ BOT_API = {
 
 ADAPTER_API = {
     "MAX_KEY_BYTES",
+    "MAX_SECONDS",
     "BaseAdapter",
     "Capability",
     "Choice",

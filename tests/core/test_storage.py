@@ -108,7 +108,7 @@ async def test_default_ttl_override_and_forever(adapter: MemoryAdapter, clock: M
     assert await storage.ttl("default") == 60
     assert await storage.ttl("short") == 5
     assert await storage.ttl("delta") == 120
-    assert await storage.ttl("forever") is None
+    assert await storage.ttl("forever") == FOREVER  # never expires: distinct from absent
     assert await storage.ttl("absent") is None
     clock.advance(5)
     assert await storage.get("short") is None

@@ -144,9 +144,15 @@ class Storage(Generic[T]):
         return await self.adapter.delete(self.full_key(key))
 
     async def ttl(self, key: str) -> float | None:
-        """Remaining seconds before ``key`` expires; ``None`` if it never expires or is absent."""
-        expires_at = await self.adapter.get_expiry(self.full_key(key))
-        return None if expires_at is None else max(0.0, expires_at - self.clock())
+        """Remaining seconds before ``key`` expires.
+
+        :data:`FOREVER` (``math.inf``) if it never expires, ``None`` if it is absent.
+        """
+        full = self.full_key(key)
+        expires_at = await self.adapter.get_expiry(full)
+        if expires_at is None:
+            return FOREVER if await self.adapter.has(full) else None
+        return max(0.0, expires_at - self.clock())
 
     # -- batches ----------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
