@@ -10,6 +10,7 @@ so ``import botstate`` imports no driver.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import logging
 import os
@@ -17,13 +18,14 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
+from urllib.parse import unquote
 
 import pluggy
 
 from . import hookspecs
 from .adapter import StorageAdapter
-from .codecs import BUILTIN_CODECS, Codec
+from .codecs import OPTIONAL_CODECS, Codec, builtin_codec
 from .errors import AdapterNotFound, BotstateError, ConfigError, InvalidURL, PluginError
 from .storage import TTL, Storage
 from .urls import redact_secrets, redact_url
@@ -63,6 +65,9 @@ KNOWN_SCHEMES = {
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_.+-]*$")
 _STORAGE_OPTIONS = ("namespace", "ttl", "codec", "max_retries")  # for Storage, not the adapter
+_URL_STORAGE_OPTIONS = ("codec",)  # Storage options a URL's query may carry
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -250,12 +255,14 @@ def adapters() -> list[AdapterInfo]:
 
 
 def get_codec(name: str) -> Codec[Any]:
-    """Return the codec registered as ``name`` (``json``, ``bytes``, ``text`` or a plugin's)."""
-    if name in BUILTIN_CODECS:  # no plugin loading needed for these
-        return BUILTIN_CODECS[name]
+    """Return the codec registered as ``name`` (``json``, ``bytes``, ``text``, ``msgpack``
+    or a plugin's)."""
+    codec = builtin_codec(name)  # no plugin loading needed for these
+    if codec is not None:
+        return codec
     registry = _get_registry()
     if name not in registry.codecs:
-        known = ", ".join(sorted(registry.codecs))
+        known = ", ".join(sorted({*registry.codecs, *OPTIONAL_CODECS}))
         raise ConfigError(f"unknown codec {name!r} (registered: {known})")
     return registry.codecs[name]
 
@@ -296,6 +303,9 @@ def _resolve(
         url = merged.pop("url", None)
         if url is not None and not isinstance(url, str):
             raise ConfigError(f"'url' must be a string, not {type(url).__name__}")
+        if url is not None:
+            url, from_url = _storage_options_in_url(url)
+            merged = {**from_url, **merged}
         if name is None and url is None:
             raise ConfigError("storage config needs 'adapter' or 'url'")
         if url is not None:
@@ -314,8 +324,32 @@ def _resolve(
             f"storage spec must be a URL, a name or a mapping, not {type(spec).__name__}"
         )
     if "://" in spec:
-        return adapter_name_for_url(spec), spec, dict(options)
+        url, from_url = _storage_options_in_url(spec)
+        return adapter_name_for_url(url), url, {**from_url, **options}
     return spec, None, dict(options)
+
+
+def _storage_options_in_url(url: str) -> tuple[str, dict[str, str]]:
+    """Split Storage options (``?codec=msgpack``) off a URL; the adapter gets the rest.
+
+    Other query options are left byte for byte as written.
+    """
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url, {}
+    query, hash_sep, fragment = query.partition("#")
+    kept: list[str] = []
+    found: dict[str, str] = {}
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if unquote(key) in _URL_STORAGE_OPTIONS:
+            found[unquote(key)] = unquote(value)
+        else:
+            kept.append(part)
+    if not found:
+        return url, {}
+    rest = "&".join(kept)
+    return base + ("?" + rest if rest else "") + hash_sep + fragment, found
 
 
 def adapter_name_for_url(url: str) -> str:
@@ -370,9 +404,34 @@ def _open(name: str, url: str | None, options: dict[str, Any]) -> StorageAdapter
         raise error from err
 
 
+@overload
 def open_storage(
     spec: str | Mapping[str, Any] | None = None,
     *,
+    type: builtins.type[T],
+    namespace: str | None = None,
+    ttl: TTL = None,
+    codec: str | Codec[Any] | None = None,
+    **options: Any,
+) -> Storage[T]: ...
+
+
+@overload
+def open_storage(
+    spec: str | Mapping[str, Any] | None = None,
+    *,
+    type: object = None,
+    namespace: str | None = None,
+    ttl: TTL = None,
+    codec: str | Codec[Any] | None = None,
+    **options: Any,
+) -> Storage[Any]: ...
+
+
+def open_storage(
+    spec: str | Mapping[str, Any] | None = None,
+    *,
+    type: Any = None,
     namespace: str | None = None,
     ttl: TTL = None,
     codec: str | Codec[Any] | None = None,
@@ -384,14 +443,16 @@ def open_storage(
     >>> open_storage("sqlite:///bot.db", namespace="mybot", ttl=3600)
     >>> open_storage({"adapter": "redis", "url": "redis://localhost:6379/0"})
     >>> open_storage()          # reads BOTSTATE_STORAGE
+    >>> open_storage("redis://localhost/0?codec=msgpack", type=Cart)   # a Storage[Cart]
 
     ``namespace``, ``ttl``, ``codec`` and ``max_retries`` configure the
-    ``Storage``; other keyword options (and other keys of a mapping) go to the
-    adapter. Opening does no I/O: adapters connect on first use.
+    ``Storage`` (``codec`` may also be a URL option); ``type`` makes values
+    decode into that type. Other keyword options (and other keys of a mapping)
+    go to the adapter. Opening does no I/O: adapters connect on first use.
     """
     name, url, opts = _resolve(spec, options)
     settings = {key: opts.pop(key) for key in _STORAGE_OPTIONS if key in opts}
-    explicit = {"namespace": namespace, "ttl": ttl, "codec": codec}
+    explicit = {"namespace": namespace, "ttl": ttl, "codec": codec, "type": type}
     settings.update({key: value for key, value in explicit.items() if value is not None})
     adapter = _open(name, url, opts)
     return Storage(adapter, **settings)
