@@ -113,6 +113,10 @@ def to_builtins(value: Any) -> Any:
     values are converted by the encoder in turn. These are the forms msgspec and
     pydantic read back when a ``type`` is given.
     """
+    cls = type(value)
+    names = _record_fields.get(cls)
+    if names is not None:  # a dataclass or Struct met before: the common case in sessions
+        return {name: getattr(value, name) for name in names}
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, (uuid.UUID, Decimal)):
@@ -126,16 +130,23 @@ def to_builtins(value: Any) -> Any:
             return list(value)
     if isinstance(value, enum.Enum):
         return value.value
-    cls = type(value)
     if dataclasses.is_dataclass(cls):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(cls)}
-    fields = getattr(cls, "__struct_fields__", None)
-    if fields is not None and "msgspec" in sys.modules:
-        return {name: getattr(value, name) for name in fields}
+        names = tuple(f.name for f in dataclasses.fields(cls))
+    elif "msgspec" in sys.modules and isinstance(getattr(cls, "__struct_fields__", None), tuple):
+        names = cls.__struct_fields__
+    if names is not None:
+        if len(_record_fields) >= 1024:  # classes made at run time must not pile up
+            _record_fields.clear()
+        _record_fields[cls] = names
+        return {name: getattr(value, name) for name in names}
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
     raise TypeError(f"Object of type {cls.__name__} is not JSON serializable")
+
+
+_record_fields: dict[type, tuple[str, ...]] = {}
+"""Field names of the dataclasses and msgspec Structs :func:`to_builtins` has met."""
 
 
 class BytesCodec:
