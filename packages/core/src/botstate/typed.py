@@ -1,10 +1,10 @@
 """Typed values: stored bytes decoded into the type the program names.
 
 ``Storage(..., type=Cart)`` and ``Sessions(..., type=Cart)`` decode with
-msgspec (``botstate[msgspec]``): JSON and MessagePack in C that builds
-dataclasses, ``TypedDict``\\ s, msgspec ``Struct``\\ s, enums, datetimes, UUIDs,
-``Decimal``\\ s, ``bytes``, sets, tuples and ``int``-keyed dicts, nested in any
-combination, and reports the path of a field that does not fit. Pydantic
+msgspec (``botstate[msgspec]``): JSON and MessagePack decoders in C that
+build dataclasses, TypedDicts, msgspec Structs, enums, datetimes, UUIDs,
+Decimals, bytes, sets, tuples and int-keyed dicts, nested in any combination,
+and report the path of a field that does not fit. Pydantic
 models are validated by pydantic itself (``botstate[pydantic]``); a JSON
 storage typed as one pydantic model needs only pydantic.
 
