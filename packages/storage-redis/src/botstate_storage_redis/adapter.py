@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import (
-    AbstractConnection,
     BlockingConnectionPool,
     SSLConnection,
     UnixDomainSocketConnection,
@@ -50,7 +49,7 @@ from botstate import (
     redact_secrets,
 )
 
-from .config import RedisOptions, Target, parse_target
+from .config import RedisOptions, Target, check_mode, parse_target
 from .layout import (
     DELETE_IF,
     GET_MANY,
@@ -91,11 +90,15 @@ class RedisAdapter(BaseAdapter):
     ``prefix`` (prepended to every key inside Redis, separate from the Storage
     namespace), ``socket_timeout`` and ``socket_connect_timeout`` (seconds; every
     call fails with ``StorageUnavailable`` within them when the server is gone),
-    ``max_connections`` (pool size; in a cluster, the most commands in flight
-    at once across all nodes), ``autopipeline`` (standalone only: batch concurrent
-    commands into one round trip), ``health_check_interval``, ``client_name``,
-    ``db``, ``username``, ``password``, ``ssl_ca_certs``, ``ssl_cert_reqs``,
-    ``ssl_check_hostname`` (``rediss://`` only: a ``ConfigError`` elsewhere).
+    ``autopipeline`` (standalone only, on by default: every command goes over one
+    connection and concurrent ones share round trips; ``autopipeline=true`` for a
+    cluster is a ``ConfigError``), ``max_connections`` (the pool of
+    ``autopipeline=false`` and of :attr:`client`; in a cluster, the most commands
+    in flight at once across all nodes), ``health_check_interval`` (PING a
+    connection idle longer than this before its next command, in every mode),
+    ``client_name``, ``db``, ``username``, ``password``, ``ssl_ca_certs``,
+    ``ssl_cert_reqs``, ``ssl_check_hostname`` (``rediss://`` only: a
+    ``ConfigError`` elsewhere).
 
     Nothing connects until the first command; a lost connection is re-opened
     by the next command, so the same adapter works again once the server is back.
@@ -125,15 +128,15 @@ class RedisAdapter(BaseAdapter):
         if client is not None:
             if url is not None:
                 raise ConfigError("pass either a redis URL or an existing client, not both")
-            self.options = _options_for_client(options)
-            self._client = client
-            self._owns_client = bool(close_client)
-            self._cluster = isinstance(client, RedisCluster)
             if not isinstance(client, (Redis, RedisCluster)):
                 raise ConfigError(
                     "client must be a redis.asyncio.Redis or RedisCluster, "
                     f"not {type(client).__name__}"
                 )
+            self._cluster = isinstance(client, RedisCluster)
+            self.options = _options_for_client(options, cluster=self._cluster)
+            self._client = client
+            self._owns_client = bool(close_client)
             if _decodes_responses(client):
                 raise ConfigError("the redis client must be created with decode_responses=False")
             self._where = "an existing client"
@@ -146,7 +149,8 @@ class RedisAdapter(BaseAdapter):
             self._where = target.shown
         self._pipeline: AutoPipeline | None = None
         if self.options.autopipeline and not self._cluster:
-            self._pipeline = AutoPipeline(self._lane_connection)
+            assert isinstance(self._client, Redis)
+            self._pipeline = AutoPipeline(self._client.connection_pool)
         self._pexpiretime: bool | None = None  # unknown until first get_expiry
         # redis-py's cluster client fails at once when a node's pool is exhausted;
         # make callers wait instead, as the standalone pool does. One semaphore for
@@ -188,12 +192,6 @@ class RedisAdapter(BaseAdapter):
         }
 
     # -- plumbing -----------------------------------------------------------
-    def _lane_connection(self) -> AbstractConnection:
-        assert isinstance(self._client, Redis)
-        pool = self._client.connection_pool
-        kwargs = dict(pool.connection_kwargs)
-        return pool.connection_class(**kwargs)
-
     def _error(self, err: BaseException) -> BotstateError:
         text = redact_secrets(f"{type(err).__name__}: {err}", secrets=self._secrets)
         if isinstance(err, _UNAVAILABLE) or (
@@ -348,7 +346,9 @@ class RedisAdapter(BaseAdapter):
         """Yield live keys starting with ``prefix`` (SCAN MATCH, every master in a cluster).
 
         SCAN may report a key twice; each key is yielded once. Keys written or
-        deleted during the scan may or may not be reported.
+        deleted during the scan may or may not be reported. On a standalone
+        server the SCAN pages go out like every other command (over the
+        auto-pipeline when it is on).
         """
         pattern = escape_glob(self.prefix + prefix) + "*"
         cut = len(self.prefix)
@@ -357,7 +357,10 @@ class RedisAdapter(BaseAdapter):
         try:
             if self._cluster:
                 await self._in_cluster(_nothing)  # initialize the cluster client first
-            async for raw in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+                found = self._client.scan_iter(match=pattern, count=SCAN_COUNT)
+            else:
+                found = self._scan_pages(pattern)
+            async for raw in found:
                 self._check_open()
                 if raw in seen:
                     continue
@@ -365,6 +368,17 @@ class RedisAdapter(BaseAdapter):
                 yield raw.decode("utf-8", "surrogateescape")[cut:]
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
+
+    async def _scan_pages(self, pattern: str) -> AsyncIterator[bytes]:
+        """``SCAN`` to the end on a standalone server; driver errors are left to the caller."""
+        cursor: Any = 0
+        while True:
+            # Raw reply [b"cursor", keys] on the auto-pipeline, (int, keys) through redis-py.
+            cursor, keys = await self._raw("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
+            for key in keys:
+                yield key
+            if int(cursor) == 0:
+                return
 
     async def get_expiry(self, key: str) -> float | None:
         if self._pexpiretime is not False:
@@ -445,9 +459,11 @@ async def _nothing(cluster: RedisCluster) -> None:
     return None
 
 
-def _options_for_client(options: dict[str, Any]) -> RedisOptions:
+def _options_for_client(options: dict[str, Any], *, cluster: bool) -> RedisOptions:
     allowed = {"prefix": str, "autopipeline": bool}
-    return RedisOptions(**coerce_options(options, allowed, adapter="redis (with client=)"))
+    given = coerce_options(options, allowed, adapter="redis (with client=)")
+    check_mode(given, cluster=cluster)
+    return RedisOptions(**given)
 
 
 def _decodes_responses(client: Redis | RedisCluster) -> bool:
@@ -466,6 +482,10 @@ def _make_client(target: Target, options: RedisOptions) -> Redis | RedisCluster:
         "max_connections": options.max_connections,
         "client_name": options.client_name,
         "decode_responses": False,
+        # RESP2 on every redis-py version (8.x defaults to RESP3): the same raw
+        # replies everywhere, and no RESP3 maintenance notifications, which make
+        # redis-py 8's pool skip its check for connections the server has closed.
+        "protocol": 2,
         # No silent retries: a retried script could apply twice, and a caller
         # must learn within the timeout that the server is gone.
         "retry": Retry(NoBackoff(), 0),
