@@ -14,9 +14,10 @@ no driver exception reaches the caller raw::
     │   ├── EncodeError             a value the codec cannot encode (nothing is written)
     │   └── DecodeError             stored bytes the codec cannot decode
     ├── MigrationError              session data newer than the code, or a migration failed
+    ├── UsageError (RuntimeError)   the API used against its contract (data before load())
     └── StorageError
         ├── StorageUnavailable      connection refused or lost, timeout
-        ├── ConflictError           an atomic update kept losing to other writers
+        ├── ConflictError           an atomic update kept losing; a lock not got in time or lost
         ├── ValueTooLarge           the backend cannot hold a value this big
         └── UnsupportedOperation (NotImplementedError)
                                     the adapter cannot do this; the message says why
@@ -42,6 +43,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "UnsupportedOperation",
+    "UsageError",
     "ValueTooLarge",
 ]
 
@@ -98,6 +100,11 @@ class MigrationError(BotstateError):
     """
 
 
+class UsageError(BotstateError, RuntimeError):
+    """The API was used in a way its contract does not allow (e.g. a lazy session's data
+    before load())."""
+
+
 class StorageError(BotstateError):
     """The backend failed to carry out an operation."""
 
@@ -107,7 +114,8 @@ class StorageUnavailable(StorageError):
 
 
 class ConflictError(StorageError):
-    """An atomic operation lost to concurrent writers more often than allowed."""
+    """An atomic operation lost to concurrent writers more often than allowed, or a
+    lock (``Storage.lock``) was not got within its timeout or was lost while held."""
 
 
 class ValueTooLarge(StorageError):
