@@ -1,4 +1,7 @@
-"""Storage.lock never stays held after its holder is cancelled, on every ATOMIC backend.
+"""Storage.lock on every ATOMIC backend: what it costs, and that no cancelled holder keeps it.
+
+``test_round_trips`` counts the adapter calls (each one request to the backend)
+of a lock and of a distributed session. ``test_cancelled_holder_...``:
 
 Each backend runs 200 holders (on their own keys, up to 25 at a time), each cancelled
 at a chosen point: while its lease write is in flight, right after that write
@@ -34,6 +37,7 @@ import pytest_asyncio
 
 from botstate.adapter import StorageAdapter, Version
 from botstate.errors import ConflictError
+from botstate.sessions import Sessions
 from botstate.storage import LOCK_PREFIX, Storage
 from tooling.services import require_module
 
@@ -56,15 +60,28 @@ MODES = (
 
 
 class Tap:
-    """A real adapter, with a hook called when a lease write starts and when it returns."""
+    """A real adapter, counting calls, with a hook when a lease write starts and returns."""
 
     def __init__(self, inner: StorageAdapter) -> None:
         self.inner = inner
         self.capabilities = inner.capabilities
         self.hooks: dict[str, Callable[[str], None]] = {}
+        self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    async def get(self, key: str) -> bytes | None:
+        self.calls["get"] += 1
+        return await self.inner.get(key)
+
+    async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        self.calls["set"] += 1
+        await self.inner.set(key, value, expires_at=expires_at)
+
+    async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
+        self.calls["get_versioned"] += 1
+        return await self.inner.get_versioned(key)
 
     def _fire(self, key: str, event: str) -> None:
         hook = self.hooks.get(key)
@@ -75,6 +92,7 @@ class Tap:
         self, key: str, value: bytes, *, version: Version | None, expires_at: float | None = None
     ) -> Version | None:
         phase = "take" if version is None else "renew"
+        self.calls["set_if"] += 1
         self._fire(key, f"{phase}:start")
         await asyncio.sleep(0)  # a cancellation may land before the write leaves
         result = await self.inner.set_if(key, value, version=version, expires_at=expires_at)
@@ -83,6 +101,7 @@ class Tap:
         return result
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
+        self.calls["delete_if"] += 1
         self._fire(key, "release:start")
         await asyncio.sleep(0)
         result = await self.inner.delete_if(key, version=version)
@@ -208,3 +227,36 @@ async def test_cancelled_holder_never_leaves_the_lock_held(backend: StorageAdapt
     await backend.get("warm-up")  # connect (DynamoDB: create the table) before the clock runs
     started = time.monotonic()
     check(await run_rounds(backend, renew_ttl), started)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis", "kv"], indirect=True)
+async def test_round_trips(backend: StorageAdapter) -> None:
+    """Take, renew, release: one call each; a distributed session: take, read, write, release."""
+    tap = Tap(backend)
+    storage: Storage[Any] = Storage(tap, namespace=f"r{uuid.uuid4().hex[:8]}")
+    await backend.get("warm-up")  # connect (DynamoDB: create the table) first
+    ttl = 3.0 if "DynamoDB" in type(backend).__name__ else 0.6
+    lock = storage.lock("chat:1", ttl=ttl)
+    await lock.acquire()
+    assert tap.calls == Counter({"set_if": 1})
+    await asyncio.sleep(ttl * 0.8)  # renewals at ttl/3 and (if the backend is quick) 2*ttl/3
+    renewals = tap.calls["set_if"] - 1
+    assert renewals >= 1
+    assert tap.calls == Counter({"set_if": 1 + renewals})  # a renewal is one set_if, no read
+    await lock.release()
+    assert tap.calls == Counter({"set_if": 1 + renewals, "delete_if": 1})
+
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed")
+    for expected in (
+        Counter({"set_if": 2, "get_versioned": 1, "delete_if": 1}),  # new session, written
+        Counter({"set_if": 2, "get_versioned": 1, "delete_if": 1}),  # changed
+        Counter({"set_if": 1, "get_versioned": 1, "delete_if": 1}),  # unchanged: no write
+    ):
+        tap.calls.clear()
+        async with sessions.open("chat:2") as session:
+            assert tap.calls == Counter({"set_if": 1, "get_versioned": 1})  # lease, read
+            if expected["set_if"] == 2:
+                session.data["n"] += 1
+        assert tap.calls == expected
+    async with Sessions(storage).open("chat:2") as session:
+        assert session.data == {"n": 2}
