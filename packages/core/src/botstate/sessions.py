@@ -117,10 +117,10 @@ class Session(Generic[T]):
 
     async def load(self) -> T:
         """Read the session (once) and return its data; lazy sessions need this."""
-        if not self.loaded:
+        if self._stored is None and not self._assigned:
             await self._acquire()
             self._data, self._stored = await self._sessions._read(self._entry)
-        return self.data
+        return self._data  # type: ignore[return-value]
 
     @property
     def changed(self) -> bool:
@@ -136,10 +136,13 @@ class Session(Generic[T]):
         ``isolation="distributed"`` the next save is compare-and-set on the
         version this one wrote.
         """
-        if not self.loaded:
-            return
-        await self._acquire()  # data assigned without load(): write under the lock
-        self._stored = await self._sessions._save(self._entry, self._data, self._stored or _UNREAD)
+        stored = self._stored
+        if stored is None:
+            if not self._assigned:
+                return  # nothing read, nothing assigned: nothing to save
+            stored = _UNREAD
+            await self._acquire()  # data assigned without load(): write under the lock
+        self._stored = await self._sessions._save(self._entry, self._data, stored)
 
     def __repr__(self) -> str:
         state = repr(self._data) if self.loaded else "<not loaded>"
