@@ -411,17 +411,19 @@ class RedisAdapter(BaseAdapter):
         *,
         version: Version | None,
         expires_at: float | None = None,
-    ) -> bool:
+    ) -> Version | None:
         if version is None:
             expected = b""
         else:
             header = header_of(version)
             if header is None:
-                return False  # not a version this adapter hands out: it cannot match
+                return None  # not a version this adapter hands out: it cannot match
             expected = header
         at = b"" if expires_at is None else pxat(expires_at)
-        result = await self._eval(SET_IF, [self.prefix + key], expected, new_header() + value, at)
-        return bool(result)
+        # The new header is chosen here, so the new version is known without a read.
+        fresh = new_header()
+        result = await self._eval(SET_IF, [self.prefix + key], expected, fresh + value, at)
+        return int.from_bytes(fresh, "big") if result else None
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
         header = header_of(version)
