@@ -6,6 +6,7 @@ Backends, thread counts and process exit are in tests/integration/test_sync_back
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import subprocess
@@ -310,6 +311,8 @@ def test_handler_passes_the_session(sessions: SyncSessions[dict[str, Any]]) -> N
         return state.data
 
     assert by_key("chat:1") == {"counter": 2}
+    # Frameworks reading the signature see the handler's own parameters only.
+    assert list(inspect.signature(count).parameters) == ["message"]
 
 
 def test_handler_refuses_async_functions_and_async_refuses_sync(

@@ -193,6 +193,14 @@ class SyncSessions(Generic[T]):
                 with self.open(target) as session:
                     return fn(*args, **kwargs, **{arg: session})
 
+            # Frameworks that pass arguments by the handler's signature (TeleBot with
+            # class middlewares) must not see the session parameter: we supply it.
+            try:
+                signature = inspect.signature(fn)
+            except (TypeError, ValueError):
+                return wrapper
+            params = [p for name, p in signature.parameters.items() if name != arg]
+            wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
             return wrapper
 
         return decorate
