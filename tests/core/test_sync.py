@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -53,8 +54,9 @@ def test_single_key_methods(sync: SyncStorage[Any], clock: ManualClock) -> None:
     assert sync.ttl("user:1") == 60
     clock.advance(61)
     assert not sync.has("user:1")
+    assert sync.ttl("user:1") is None  # absent
     sync.set("user:2", 1, ttl=FOREVER)
-    assert sync.ttl("user:2") is None
+    assert sync.ttl("user:2") == FOREVER
     assert sync.delete("user:2") is True
     assert sync.delete("user:2") is False
 
@@ -139,6 +141,30 @@ def test_open_storage_by_url_mapping_and_env(monkeypatch: pytest.MonkeyPatch) ->
         assert by_env.get("k") == 2
     with pytest.raises(AdapterNotFound):
         open_storage("nosuch://x")
+
+
+@dataclass
+class Profile:
+    name: str
+    visits: int = 0
+    seen: set[int] = field(default_factory=set)
+
+
+def test_typed_values_through_the_sync_api() -> None:
+    with open_storage("memory://", type=Profile, namespace="typed") as typed:
+        assert typed.type is Profile
+        typed.set("user:1", Profile("Ann", 1, {3, 4}))
+        value = typed.get("user:1")
+        assert value == Profile("Ann", 1, {3, 4})
+        assert typed.update("user:1", lambda p: Profile(p.name, p.visits + 1) if p else None)
+        assert typed.get("user:1") == Profile("Ann", 2, set())
+    with open_storage("memory://") as plain:
+        sessions = SyncSessions(plain, type=Profile, initial=lambda: Profile("new"))
+        with sessions.open("user:1") as session:
+            session.data.visits += 1
+            session.data.seen.add(7)
+        with sessions.open("user:1") as session:
+            assert session.data == Profile("new", 1, {7})
 
 
 # -- where it may be called from --------------------------------------------

@@ -12,6 +12,7 @@ botstate's loop thread; only the waiting happens in the calling thread.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
@@ -90,8 +91,10 @@ class SyncSessions(Generic[T]):
     ... def start(message, session):
     ...     session.data["step"] = "ask_name"
 
-    ``isolation="process"`` (default) lets one thread at a time hold a key,
-    so handlers running on many worker threads never lose an update;
+    With ``type=`` the data is decoded into that type (a dataclass, a
+    pydantic model, ...), as in ``Sessions``. ``isolation="process"``
+    (default) lets one thread at a time hold a key, so handlers running on
+    many worker threads never lose an update;
     ``"distributed"`` extends that across processes (ATOMIC adapters).
     ``on_expire(key, data)`` runs in a worker thread and may block.
     """
@@ -101,6 +104,7 @@ class SyncSessions(Generic[T]):
         storage: SyncStorage[Any],
         *,
         initial: Callable[[], T] | None = None,
+        type: builtins.type[T] | None = None,
         key: str | Callable[[Any], str] | None = None,
         ttl: TTL = None,
         sliding: bool = True,
@@ -114,7 +118,7 @@ class SyncSessions(Generic[T]):
     ) -> None:
         if not isinstance(storage, SyncStorage):
             raise InvalidArgument(
-                f"SyncSessions needs a botstate.sync.SyncStorage, not {type(storage).__name__} "
+                f"SyncSessions needs a botstate.sync.SyncStorage, not {builtins.type(storage).__name__} "
                 "(for a Storage, use botstate.Sessions with async handlers)"
             )
         runner = storage.runner
@@ -129,6 +133,7 @@ class SyncSessions(Generic[T]):
             return Sessions(
                 storage.storage,
                 initial=initial,
+                type=type,
                 key=key,
                 ttl=ttl,
                 sliding=sliding,
@@ -246,7 +251,7 @@ class SyncSessionScope(Generic[T]):
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
+        exc_type: builtins.type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from ..capabilities import Capability
 from ..codecs import Codec
@@ -69,6 +70,11 @@ class SyncStorage(Generic[T]):
         return self._storage.default_ttl
 
     @property
+    def type(self) -> Any:
+        """The type values are decoded into, or ``None`` for plain decoded data."""
+        return self._storage.type
+
+    @property
     def codec(self) -> Codec[T]:
         """The codec turning values into stored bytes."""
         return self._storage.codec
@@ -96,7 +102,11 @@ class SyncStorage(Generic[T]):
         return self._run(self._storage.delete(key))
 
     def ttl(self, key: str) -> float | None:
-        """Remaining seconds before ``key`` expires; ``None`` if it never expires or is absent."""
+        """Remaining seconds before ``key`` expires.
+
+        :data:`~botstate.storage.FOREVER` (``math.inf``) if it never expires,
+        ``None`` if it is absent.
+        """
         return self._run(self._storage.ttl(key))
 
     # -- batches ----------------------------------------------------------
@@ -183,7 +193,7 @@ class SyncStorage(Generic[T]):
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
+        exc_type: builtins.type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
@@ -221,9 +231,34 @@ async def _aclose(keys: AsyncIterator[str]) -> None:
         await aclose()
 
 
+@overload
 def open_storage(
     spec: str | Mapping[str, Any] | None = None,
     *,
+    type: builtins.type[T],
+    namespace: str | None = None,
+    ttl: TTL = None,
+    codec: str | Codec[Any] | None = None,
+    **options: Any,
+) -> SyncStorage[T]: ...
+
+
+@overload
+def open_storage(
+    spec: str | Mapping[str, Any] | None = None,
+    *,
+    type: object = None,
+    namespace: str | None = None,
+    ttl: TTL = None,
+    codec: str | Codec[Any] | None = None,
+    **options: Any,
+) -> SyncStorage[Any]: ...
+
+
+def open_storage(
+    spec: str | Mapping[str, Any] | None = None,
+    *,
+    type: Any = None,
     namespace: str | None = None,
     ttl: TTL = None,
     codec: str | Codec[Any] | None = None,
@@ -235,6 +270,7 @@ def open_storage(
     >>> open_storage("memory://")
     >>> open_storage("redis://localhost:6379/0", namespace="mybot", ttl=3600)
     >>> open_storage({"adapter": "sqlite", "url": "sqlite:///bot.db"})
+    >>> open_storage("sqlite:///bot.db", type=Cart)   # values decoded into Cart
     >>> open_storage()          # reads BOTSTATE_STORAGE
 
     Takes exactly the arguments of :func:`botstate.open_storage`; the
@@ -243,6 +279,6 @@ def open_storage(
     runner = loop_thread()
 
     def build() -> Storage[Any]:
-        return _open_async(spec, namespace=namespace, ttl=ttl, codec=codec, **options)
+        return _open_async(spec, type=type, namespace=namespace, ttl=ttl, codec=codec, **options)
 
     return SyncStorage(runner.call(build), runner=runner)
