@@ -118,8 +118,9 @@ class SyncSessions(Generic[T]):
     ) -> None:
         if not isinstance(storage, SyncStorage):
             raise InvalidArgument(
-                f"SyncSessions needs a botstate.sync.SyncStorage, not {builtins.type(storage).__name__} "
-                "(for a Storage, use botstate.Sessions with async handlers)"
+                "SyncSessions needs a botstate.sync.SyncStorage, not "
+                f"{builtins.type(storage).__name__} (for a Storage, use botstate.Sessions "
+                "with async handlers)"
             )
         runner = storage.runner
         relay: Callable[[str, T], Awaitable[None]] | None = None
