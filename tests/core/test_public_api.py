@@ -85,6 +85,7 @@ ADAPTER_API = {
 TESTING_API = {"AdapterSuite", "ManualClock", "reset_registry"}
 
 SYNC_API = {
+    "SyncLock",
     "SyncSession",
     "SyncSessionScope",
     "SyncSessions",

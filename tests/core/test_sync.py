@@ -209,6 +209,32 @@ print(os.waitstatus_to_exitcode(status), parent.get("k"))
     assert out.stdout.split() == ["0", "1"], out.stderr
 
 
+# -- locks ------------------------------------------------------------------------
+def test_lock_has_one_holder_across_threads(sync: SyncStorage[Any]) -> None:
+    if not hasattr(Storage, "lock"):
+        pytest.skip("Storage.lock arrives with the lock rework (h/locks), not merged yet")
+    inside, most = 0, 0
+    guard = threading.Lock()
+
+    def work() -> None:
+        nonlocal inside, most
+        for _ in range(20):
+            with sync.lock("job", ttl=5, timeout=30):
+                with guard:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.001)  # blocking work while holding it
+                with guard:
+                    inside -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert most == 1
+
+
 # -- expiry callbacks ---------------------------------------------------------
 def test_on_expire_runs_in_a_worker_thread_that_may_use_the_storage(
     sync: SyncStorage[Any], clock: ManualClock

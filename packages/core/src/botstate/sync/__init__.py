@@ -16,9 +16,10 @@ A process that never closes its storages still exits promptly.
 """
 
 from .sessions import SyncSession, SyncSessions, SyncSessionScope
-from .storage import SyncStorage, open_storage
+from .storage import SyncLock, SyncStorage, open_storage
 
 __all__ = [
+    "SyncLock",
     "SyncSession",
     "SyncSessionScope",
     "SyncSessions",
