@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,6 +36,7 @@ from .errors import (
     ConfigError,
     ConflictError,
     DecodeError,
+    InvalidArgument,
     MigrationError,
     UnsupportedOperation,
     UsageError,
@@ -288,13 +290,24 @@ class Sessions(Generic[T]):
 
         ``key(*args, **kwargs)`` gives what :meth:`open` takes (default: the
         first positional argument, e.g. the update). Works with aiogram,
-        python-telegram-bot, discord.py or any async handler::
+        python-telegram-bot, discord.py or any async handler; a synchronous
+        one is refused with :class:`InvalidArgument` (see ``botstate.sync``)::
 
             @sessions.handler(lambda update, context: update.effective_chat.id)
             async def on_message(update, context, session): ...
         """
 
         def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            if not (
+                inspect.iscoroutinefunction(fn)
+                or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+            ):
+                # A sync handler would get a coroutine nobody awaits: nothing stored, no error.
+                raise InvalidArgument(
+                    f"{getattr(fn, '__name__', fn)!r} is not async: Sessions.handler wraps "
+                    "async handlers; for synchronous bots use botstate.sync.SyncSessions"
+                )
+
             @functools.wraps(fn)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 target = key(*args, **kwargs) if key else (args[0] if args else None)
