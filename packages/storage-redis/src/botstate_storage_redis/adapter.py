@@ -127,14 +127,14 @@ class RedisAdapter(BaseAdapter):
             self._cluster = isinstance(client, RedisCluster)
             self.options = _options_for_client(options, cluster=self._cluster)
             self._client = client
-            self._target = None
+            self._target: Target | None = None
             self._owns_client = bool(close_client)
             if _decodes_responses(client):
                 raise ConfigError("the redis client must be created with decode_responses=False")
             self._where = "an existing client"
         else:
             target, self.options = parse_target(url, options)
-            self._target: Target | None = target
+            self._target = target
             self._secrets = (target.password,) if target.password else ()
             self.hide_in_logs(self._secrets)
             self._client = _make_client(target, self.options)
