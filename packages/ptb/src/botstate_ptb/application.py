@@ -24,7 +24,7 @@ Use it with ``ApplicationBuilder.application_class``::
     )
 
 Limits: handlers run with ``block=False`` and job callbacks run outside the
-locks; their changes are written at the next flush, last writer wins. A lock not
+locks; their changes are written at the next flush, merged by top-level key. A lock not
 got within the persistence's ``lock_timeout`` (or lost while held) is handed to
 the error handlers and the update is not processed.
 """
@@ -70,7 +70,7 @@ class BotstateApplication(Application[Any, Any, Any, Any, Any, Any]):
             await super().process_update(update)
             return
         self._check_initialized()
-        layout, storage = persistence.layout, persistence.storage
+        layout = persistence.layout
         names = []
         if update.effective_chat is not None:
             names.append(layout.data("chat_data", update.effective_chat.id))
@@ -79,11 +79,7 @@ class BotstateApplication(Application[Any, Any, Any, Any, Any, Any]):
         try:
             async with AsyncExitStack() as stack:
                 for name in names:  # always chat before user: no lock-order cycles
-                    await stack.enter_async_context(
-                        storage.lock(
-                            name, ttl=persistence.lock_ttl, timeout=persistence.lock_timeout
-                        )
-                    )
+                    await stack.enter_async_context(persistence.lock(name))
                 await self._load_conversations(persistence, update)
                 await super().process_update(update)
                 await self.update_persistence()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from botstate.errors import DecodeError, InvalidArgument
+from botstate.errors import ConflictError, DecodeError, InvalidArgument, UnsupportedOperation
 from botstate.opening import open_storage
+from botstate.sessions import Sessions
 from botstate.storage import TTL, Storage
 from telegram.ext import BasePersistence, PersistenceInput
 
@@ -107,6 +108,7 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
         # write is needed and what another process changed since.
         self._seen: dict[str, Any] = {}
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._lock_sessions: Sessions[Any] | None = None
 
     # -- the storage --------------------------------------------------------
     @property
@@ -127,6 +129,30 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
         if self._spec is not None and self._storage is not None:
             storage, self._storage = self._storage, None
             await storage.close()
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[object]:
+        """One holder of ``key`` at a time: across processes on ATOMIC adapters.
+
+        ``Storage.lock(key, ttl=lock_ttl, timeout=lock_timeout)``; raises
+        ``ConflictError`` when not got within ``lock_timeout`` seconds.
+        """
+        storage = self.storage
+        storage_lock = getattr(storage, "lock", None)
+        if storage_lock is not None:
+            return storage_lock(key, ttl=self.lock_ttl, timeout=self.lock_timeout)  # type: ignore[no-any-return]
+        # A core without Storage.lock: the lease of a distributed session is the
+        # same lock (one read of an empty session key, no write).
+        if self._lock_sessions is None or self._lock_sessions.storage is not storage:
+            try:
+                self._lock_sessions = Sessions(
+                    storage,
+                    isolation="distributed",
+                    lock_ttl=self.lock_ttl,
+                    lock_timeout=self.lock_timeout,
+                )
+            except UnsupportedOperation:  # not ATOMIC: one holder per process
+                self._lock_sessions = Sessions(storage, isolation="process")
+        return _session_lock(self._lock_sessions, f"{self.layout.prefix}:lock:{key}", self.lock_timeout)
 
     @asynccontextmanager
     async def _hold(self, key: str) -> AsyncIterator[None]:
@@ -347,6 +373,20 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.storage!r}, prefix={self.layout.prefix!r})"
+
+
+@asynccontextmanager
+async def _session_lock(sessions: Sessions[Any], key: str, timeout: float) -> AsyncIterator[None]:
+    """A session held as a lock, with the whole wait bounded by ``timeout``."""
+    scope = sessions.open(key, lazy=False)
+    try:
+        await asyncio.wait_for(scope.__aenter__(), timeout)
+    except asyncio.TimeoutError:
+        raise ConflictError(f"lock {key!r} not got within {timeout} s") from None
+    try:
+        yield
+    finally:
+        await scope.__aexit__(None, None, None)
 
 
 def _changed_here(target: Mapping[Any, Any], name: Any, before: Any) -> bool:
