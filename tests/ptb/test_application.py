@@ -42,7 +42,11 @@ async def test_concurrent_updates_of_one_chat_in_two_applications_count_exactly(
     one, two = two_apps(storage)
     async with one, two:
         await asyncio.gather(
-            *(send(app, "ping", chat_id=1, user_id=user) for app in (one, two) for user in range(20))
+            *(
+                send(app, "ping", chat_id=1, user_id=user)
+                for app in (one, two)
+                for user in range(20)
+            )
         )
         # written through: no flush needed for the store to be exact
         assert await storage.get("ptb:chat_data:1") == {"count": 40}

@@ -149,7 +149,9 @@ async def test_one_key_per_user_chat_and_conversation(storage: botstate.Storage[
 async def test_store_data_false_reads_and_writes_nothing(storage: botstate.Storage[Any]) -> None:
     await storage.set("ptb:chat_data:1", {"old": 1})
     await storage.set("ptb:bot_data", {"old": 1})
-    nothing = PersistenceInput(bot_data=False, chat_data=False, user_data=False, callback_data=False)
+    nothing = PersistenceInput(
+        bot_data=False, chat_data=False, user_data=False, callback_data=False
+    )
     app, _ = build(BotstatePersistence(storage, store_data=nothing))
     app.add_handler(MessageHandler(filters.ALL, counter))
     async with app:
@@ -442,13 +444,16 @@ async def test_conversation_survives_a_restart(storage: botstate.Storage[Any]) -
     handler = survey()
     second.add_handler(handler)
     async with second:
-        assert handler.check_update(message("Bob", chat_id=1, user_id=1, bot=second.bot))  # in state ASK
+        assert handler.check_update(
+            message("Bob", chat_id=1, user_id=1, bot=second.bot)
+        )  # in state ASK
         assert not handler.check_update(message("Bob", chat_id=2, user_id=1, bot=second.bot))
         await send(second, "Bob", chat_id=1, user_id=1)
     assert await storage.get("ptb:user_data:1") == {"answer": "Bob"}
     assert await storage.get("ptb:conversation:survey:[1,1]") == State.CONFIRM
 
 
+@pytest.mark.filterwarnings("ignore:.*(not running|after `Application.initialize`).*")
 async def test_conversation_added_after_initialize_loads_its_states(
     storage: botstate.Storage[Any],
 ) -> None:
@@ -473,7 +478,9 @@ async def test_conversation_timeout_ends_the_stored_conversation(
         await app.update_persistence()
         assert await storage.get("ptb:conversation:survey:[1,1]") == State.ASK
         await asyncio.sleep(0.8)
-        assert handler.check_update(message("/start", chat_id=1, user_id=1, bot=app.bot))  # entry again
+        assert handler.check_update(
+            message("/start", chat_id=1, user_id=1, bot=app.bot)
+        )  # entry again
         await app.update_persistence()
         assert await storage.get("ptb:conversation:survey:[1,1]") is None
         await app.stop()

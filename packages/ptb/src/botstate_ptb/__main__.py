@@ -1,4 +1,4 @@
-"""``python -m botstate_ptb import-pickle FILE STORAGE``: move a PicklePersistence file into botstate."""
+"""``python -m botstate_ptb import-pickle FILE STORAGE``: a PicklePersistence file into botstate."""
 
 from __future__ import annotations
 

@@ -36,13 +36,14 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
-from botstate.errors import BotstateError
 from telegram import Update
 from telegram.ext import Application, BaseHandler, ConversationHandler
 
 # PendingState marks a state a non-blocking handler has not resolved yet; the
 # Application itself imports it from this module.
 from telegram.ext._handlers.conversationhandler import PendingState
+
+from botstate.errors import BotstateError
 
 from .persistence import BotstatePersistence
 from .values import from_stored

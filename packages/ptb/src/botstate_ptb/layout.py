@@ -53,8 +53,6 @@ class Layout:
             parts = json.loads(suffix)
         except ValueError:
             return None
-        if not isinstance(parts, list) or not all(
-            type(part) in (int, str) for part in parts
-        ):
+        if not isinstance(parts, list) or not all(type(part) in (int, str) for part in parts):
             return None
         return tuple(parts)

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from telegram.ext import PicklePersistence
+
 from botstate.errors import DecodeError, InvalidArgument, UsageError
 from botstate.opening import open_storage
 from botstate.storage import Storage
-from telegram.ext import PicklePersistence
 
 from .layout import Layout
 from .persistence import plain_state
@@ -87,7 +88,7 @@ async def import_pickle(
     """
     items, report = await _read(Path(filepath), single_file, Layout(prefix))
     owned = not isinstance(storage, Storage)
-    target = open_storage(storage) if owned else storage  # type: ignore[arg-type]
+    target: Storage[Any] = storage if isinstance(storage, Storage) else open_storage(storage)
     try:
         if not replace:
             async for key in target.keys(prefix + ":"):
@@ -104,7 +105,9 @@ async def import_pickle(
     return report
 
 
-async def _read(path: Path, single_file: bool, layout: Layout) -> tuple[dict[str, Any], ImportReport]:
+async def _read(
+    path: Path, single_file: bool, layout: Layout
+) -> tuple[dict[str, Any], ImportReport]:
     files = [path] if single_file else [Path(f"{path}_{part}") for part in _PARTS]
     if not any(file.is_file() for file in files):
         shown = path if single_file else f"{path}_*"
@@ -117,7 +120,11 @@ async def _read(path: Path, single_file: bool, layout: Layout) -> tuple[dict[str
         callback_data = await source.get_callback_data()
         await source.get_conversations("")
     except TypeError as err:  # PicklePersistence's way of saying the file is unreadable
-        raise DecodeError(f"cannot read {path}: {err}") from err
+        cause = f" ({type(err.__cause__).__name__}: {err.__cause__})" if err.__cause__ else ""
+        raise DecodeError(
+            f"cannot read {path}: {err}{cause}; classes the bot kept in its data must be "
+            "importable here (run the command where the bot's own modules import)"
+        ) from err
     conversations: dict[str, dict[tuple[Any, ...], object]] = source.conversations or {}
 
     items: dict[str, Any] = {}
@@ -148,7 +155,9 @@ async def _read(path: Path, single_file: bool, layout: Layout) -> tuple[dict[str
         for key, state in states.items():
             if state is not None:
                 full = layout.conversation(name, key)
-                written += put(full, plain_state(state), f"the state of conversation {name!r} {key}")
+                written += put(
+                    full, plain_state(state), f"the state of conversation {name!r} {key}"
+                )
         if written:
             report.conversations[name] = written
     if problems:

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from telegram.ext import BasePersistence, PersistenceInput
+
 from botstate.errors import ConflictError, DecodeError, InvalidArgument, UnsupportedOperation
 from botstate.opening import open_storage
 from botstate.sessions import Sessions
 from botstate.storage import TTL, Storage
-from telegram.ext import BasePersistence, PersistenceInput
 
 from .layout import Layout
 from .values import UnstorableValue, from_stored, join_top, split_top, to_stored
@@ -24,7 +25,7 @@ ConversationDict = dict[ConversationKey, object]
 CDCData = tuple[list[tuple[str, float, dict[str, Any]]], dict[str, str]]
 _MISSING = object()
 _BATCH = 500  # keys per get_many when loading everything at start
-_EMPTY_CALLBACK_DATA = {"~t": [[], {}]}  # an unused cache: not worth a key
+_EMPTY_CALLBACK_DATA: dict[str, Any] = {"~t": [[], {}]}  # an unused cache: not worth a key
 
 
 class BotstatePersistence(BasePersistence[Data, Data, Data]):
@@ -152,7 +153,9 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
                 )
             except UnsupportedOperation:  # not ATOMIC: one holder per process
                 self._lock_sessions = Sessions(storage, isolation="process")
-        return _session_lock(self._lock_sessions, f"{self.layout.prefix}:lock:{key}", self.lock_timeout)
+        return _session_lock(
+            self._lock_sessions, f"{self.layout.prefix}:lock:{key}", self.lock_timeout
+        )
 
     @asynccontextmanager
     async def _hold(self, key: str) -> AsyncIterator[None]:
@@ -228,7 +231,9 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
 
     async def _write(self, kind: str, ident: int, data: Data) -> None:
         key = self.layout.data(kind, ident)
-        await self._merge_write(key, to_stored(data, key=key, where=f"{kind}[{ident}]"), self.data_ttl)
+        await self._merge_write(
+            key, to_stored(data, key=key, where=f"{kind}[{ident}]"), self.data_ttl
+        )
 
     async def _merge_write(self, key: str, tree: Any, ttl: TTL) -> None:
         """Write the top-level keys of ``tree`` changed since this process last saw ``key``.

@@ -99,7 +99,7 @@ def from_stored(tree: Any, *, key: str) -> Any:
     """Turn a stored tree back into Python values; :class:`DecodeError` names ``key``."""
     try:
         return _decode(tree)
-    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as err:
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as err:
         raise DecodeError(f"stored PTB data under {key!r} is not valid: {err}", key) from err
 
 
