@@ -288,13 +288,38 @@ async def test_refresh_drops_keys_another_process_deleted(storage: botstate.Stor
         assert list(one.user_data[3]) == ["seen"]  # a and b gone, the handler's own key kept
 
 
-async def test_refresh_false_reads_nothing_per_update(storage: botstate.Storage[Any]) -> None:
-    app, _ = build(BotstatePersistence(storage, refresh=False))
+async def test_one_process_mode_reads_nothing_per_update_and_writes_in_batches(
+    storage: botstate.Storage[Any],
+) -> None:
+    batches: list[int] = []
+
+    class Counting(botstate.Storage[Any]):
+        async def set_many(self, items: Any, *, ttl: Any = None) -> None:
+            batches.append(len(items))
+            await super().set_many(items, ttl=ttl)
+
+    counting = Counting(storage.adapter, namespace=storage.namespace)
+    app, _ = build(BotstatePersistence(counting, shared=False, data_ttl=600))
     app.add_handler(MessageHandler(filters.ALL, counter))
     async with app:
         await storage.set("ptb:chat_data:4", {"count": 100})
         await send(app, "hi", chat_id=4)
-        assert app.chat_data[4] == {"count": 1}
+        assert app.chat_data[4] == {"count": 1}  # the stored 100 was not read
+        for chat in range(1200):
+            app.chat_data[chat]["n"] = chat
+        app.mark_data_for_update_persistence(chat_ids=range(1200))
+        await app.update_persistence()
+        assert sorted(batches) == [201, 500, 500]  # 1200 chats and user 1
+        assert await storage.get("ptb:chat_data:4") == {"count": 1, "n": 4}
+        assert await storage.get("ptb:chat_data:1199") == {"n": 1199}
+        ttl = await storage.ttl("ptb:chat_data:1199")
+        assert ttl is not None and 590 < ttl <= 600
+        await app.update_persistence()  # nothing changed: nothing written
+        assert len(batches) == 3
+        app.chat_data[5].clear()
+        app.mark_data_for_update_persistence(chat_ids=5)
+        await app.update_persistence()
+        assert await storage.get("ptb:chat_data:5") is None
 
 
 async def test_bot_data_merges_keys_changed_by_different_processes(

@@ -55,9 +55,13 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
     - ``refresh_*`` (before every handler) read the stored data and bring in what
       another process changed since this one last read or wrote it, key by
       top-level key; changes this process has not flushed yet are kept.
-      ``refresh=False`` skips those reads for a bot that runs as one process.
     - ``drop_*`` delete the key; ``update_conversation(..., None)`` deletes the
       conversation's key.
+
+    ``shared=False`` is for a bot that runs as one process and is the only
+    writer of its keys: ``refresh_*`` read nothing, and the user/chat data of
+    one flush are written whole, in ``set_many`` batches, instead of one
+    read-merge-write per user/chat.
 
     A value that cannot be stored raises :class:`~botstate_ptb.UnstorableValue`
     (a :class:`botstate.EncodeError`) from ``update_*``, naming where it sits
@@ -78,7 +82,7 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
         prefix: str = "ptb",
         data_ttl: TTL = None,
         conversation_ttl: TTL = None,
-        refresh: bool = True,
+        shared: bool = True,
         lock_ttl: float = 30.0,
         lock_timeout: float = 60.0,
     ) -> None:
@@ -99,7 +103,7 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
         self.layout = Layout(prefix)
         self.data_ttl = data_ttl
         self.conversation_ttl = conversation_ttl
-        self.refresh = refresh
+        self.shared = shared
         self.lock_ttl = lock_ttl
         self.lock_timeout = lock_timeout
         self.storage.expires_at(data_ttl)  # validates both TTLs up front
@@ -110,6 +114,8 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
         self._seen: dict[str, Any] = {}
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._lock_sessions: Sessions[Any] | None = None
+        self._pending: dict[str, Any] = {}  # shared=False: writes waiting for _writer
+        self._writer: asyncio.Future[None] | None = None
 
     # -- the storage --------------------------------------------------------
     @property
@@ -193,12 +199,12 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
 
     async def refresh_user_data(self, user_id: int, user_data: Data) -> None:
         """Bring in what other processes changed in this user's data, in place."""
-        if self.refresh:
+        if self.shared:
             await self._refresh(self.layout.data("user_data", user_id), user_data)
 
     async def refresh_chat_data(self, chat_id: int, chat_data: Data) -> None:
         """Bring in what other processes changed in this chat's data, in place."""
-        if self.refresh:
+        if self.shared:
             await self._refresh(self.layout.data("chat_data", chat_id), chat_data)
 
     async def drop_user_data(self, user_id: int) -> None:
@@ -231,9 +237,39 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
 
     async def _write(self, kind: str, ident: int, data: Data) -> None:
         key = self.layout.data(kind, ident)
-        await self._merge_write(
-            key, to_stored(data, key=key, where=f"{kind}[{ident}]"), self.data_ttl
-        )
+        tree = to_stored(data, key=key, where=f"{kind}[{ident}]")
+        if self.shared:
+            await self._merge_write(key, tree, self.data_ttl)
+            return
+        top = split_top(tree)
+        async with self._hold(key):
+            if top == (self._seen.get(key) or {}):
+                return
+            if not top:
+                await self.storage.delete(key)
+                self._seen.pop(key, None)
+                return
+            await self._batched_set(key, tree)
+            self._seen[key] = top
+
+    async def _batched_set(self, key: str, tree: Any) -> None:
+        """Write ``key`` together with the other writes of this flush, in ``set_many`` batches.
+
+        PTB starts every ``update_*`` of a flush at once; the first one to get
+        here schedules one writer for all of them.
+        """
+        self._pending[key] = tree
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write_pending())
+        await asyncio.shield(self._writer)
+
+    async def _write_pending(self) -> None:
+        await asyncio.sleep(0)  # let the rest of this flush's update_* calls queue up
+        pending, self._pending, self._writer = self._pending, {}, None
+        keys = list(pending)
+        for start in range(0, len(keys), _BATCH):
+            chunk = {key: pending[key] for key in keys[start : start + _BATCH]}
+            await self.storage.set_many(chunk, ttl=self.data_ttl)
 
     async def _merge_write(self, key: str, tree: Any, ttl: TTL) -> None:
         """Write the top-level keys of ``tree`` changed since this process last saw ``key``.
@@ -321,7 +357,7 @@ class BotstatePersistence(BasePersistence[Data, Data, Data]):
 
     async def refresh_bot_data(self, bot_data: Data) -> None:
         """Bring in what other processes changed in ``bot_data``, in place."""
-        if self.refresh:
+        if self.shared:
             await self._refresh(self.layout.bot_data, bot_data)
 
     # -- callback data ------------------------------------------------------
