@@ -23,7 +23,8 @@ Use it with ``ApplicationBuilder.application_class``::
         .build()
     )
 
-Limits: handlers run with ``block=False`` and job callbacks run outside the
+Limits: handlers run with ``block=False`` and job callbacks (conversation
+timeouts included: they fire in the process that scheduled them) run outside the
 locks; their changes are written at the next flush, merged by top-level key. A lock not
 got within the persistence's ``lock_timeout`` (or lost while held) is handed to
 the error handlers and the update is not processed.
