@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .codecs import BUILTIN_CODECS, Codec
+from .codecs import OPTIONAL_CODECS, Codec, builtin_codec
 from .contract import StorageAdapter
 from .errors import AdapterNotFound, ConfigError, InvalidURL, PluginError
 from .urls import redact_url
@@ -247,12 +247,13 @@ def list_adapters() -> list[AdapterInfo]:
 
 
 def get_codec(name: str) -> Codec[Any]:
-    """Return the codec registered as ``name`` (``json``, ``bytes``, ``text`` or a plugin's)."""
-    if name in BUILTIN_CODECS:  # no plugin loading needed for these
-        return BUILTIN_CODECS[name]
+    """The codec registered as ``name``: json, msgpack, bytes, text, or a plugin's."""
+    codec = builtin_codec(name)  # no plugin loading needed for these
+    if codec is not None:
+        return codec
     registry = _get_registry()
     if name not in registry.codecs:
-        known = ", ".join(sorted(registry.codecs))
+        known = ", ".join(sorted({*registry.codecs, *OPTIONAL_CODECS}))
         raise ConfigError(f"unknown codec {name!r} (registered: {known})")
     return registry.codecs[name]
 
