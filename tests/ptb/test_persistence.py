@@ -251,6 +251,23 @@ async def test_values_users_keep_round_trip_through_the_storage(
         assert type(again.chat_data[9]["frozen"]) is frozenset
 
 
+async def test_values_round_trip_with_the_msgpack_codec(url: str, namespace: str) -> None:
+    """botstate's msgpack codec alone returns tuples and sets as lists; the tagged tree keeps them."""
+    storage = botstate.open_storage(url, namespace=namespace, codec="msgpack")
+    data = {1: (1, 2), "tags": {"a", "b"}, "when": datetime(2024, 1, 1), "raw": b"\x00"}
+    try:
+        app, _ = build(BotstatePersistence(storage))
+        async with app:
+            app.chat_data[3].update(data)
+            app.mark_data_for_update_persistence(chat_ids=3)
+        again, _ = build(BotstatePersistence(storage))
+        async with again:
+            assert again.chat_data[3] == data
+            assert type(again.chat_data[3][1]) is tuple
+    finally:
+        await storage.close()
+
+
 async def test_refresh_brings_in_another_process_change_and_keeps_unflushed_ones(
     storage: botstate.Storage[Any],
 ) -> None:
