@@ -252,7 +252,7 @@ async def test_values_users_keep_round_trip_through_the_storage(
 
 
 async def test_values_round_trip_with_the_msgpack_codec(url: str, namespace: str) -> None:
-    """botstate's msgpack codec alone returns tuples and sets as lists; the tagged tree keeps them."""
+    """The msgpack codec alone returns tuples and sets as lists; the tagged tree keeps them."""
     storage = botstate.open_storage(url, namespace=namespace, codec="msgpack")
     data = {1: (1, 2), "tags": {"a", "b"}, "when": datetime(2024, 1, 1), "raw": b"\x00"}
     try:
