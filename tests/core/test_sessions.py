@@ -570,3 +570,65 @@ async def test_close_is_async_and_idempotent(adapter: CountingAdapter, clock: Ma
     clock.advance(6)
     adapter.sweep()
     assert expired == []
+
+
+# -- the documented handler forms, as frameworks call them -----------------
+class _Obj:
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+async def test_handler_docstring_example_with_ptb_arguments(storage: Storage[Any]) -> None:
+    """The docstring's form; a bare int id is refused with a hint (chat or user?)."""
+    sessions: Sessions[dict[str, int]] = Sessions(storage, initial=lambda: {"n": 0})
+
+    @sessions.handler(lambda update, context: chat_key(update.effective_chat.id))
+    async def on_message(update: Any, context: Any, session: Session[dict[str, int]]) -> int:
+        session.data["n"] += 1
+        return session.data["n"]
+
+    update = _Obj(effective_chat=_Obj(id=42))
+    assert await on_message(update, _Obj()) == 1
+    assert await on_message(update, _Obj()) == 2
+    assert (await storage.get("chat:42"))["_d"] == {"n": 2}
+
+    @sessions.handler(lambda update, context: update.effective_chat.id)
+    async def bare_id(update: Any, context: Any, session: Session[dict[str, int]]) -> None:
+        raise AssertionError("not reached")
+
+    with pytest.raises(ConfigError, match=r"chat_key\(42\)"):
+        await bare_id(update, _Obj())
+
+
+async def test_handler_key_function_ignores_framework_keywords(storage: Storage[Any]) -> None:
+    """aiogram calls handlers as ``handler(message, state=..., bot=..., ...)``."""
+    sessions: Sessions[dict[str, int]] = Sessions(storage, initial=lambda: {"n": 0})
+
+    @sessions.handler(lambda message: f"chat:{message.chat.id}")
+    async def on_message(message: Any, session: Session[dict[str, int]], **data: Any) -> int:
+        session.data["n"] += 1
+        assert set(data) == {"state", "bot", "event_from_user"}  # the handler still gets them
+        return session.data["n"]
+
+    message = _Obj(chat=_Obj(id=7))
+    assert await on_message(message, state=object(), bot=object(), event_from_user=None) == 1
+
+    @sessions.handler(lambda message, bot: f"chat:{message.chat.id}:{bot}")
+    async def with_bot(message: Any, session: Session[dict[str, int]], **data: Any) -> int:
+        session.data["n"] += 1
+        return session.data["n"]
+
+    assert await with_bot(message, state=None, bot="b1") == 1
+    assert await storage.has("chat:7:b1")
+
+
+async def test_handler_default_key_is_the_first_argument(storage: Storage[Any]) -> None:
+    sessions: Sessions[int] = Sessions(storage, initial=lambda: 0)
+
+    @sessions.handler()
+    async def on_key(key: str, session: Session[int]) -> int:
+        session.data += 1
+        return session.data
+
+    assert await on_key("chat:1") == 1
+    assert await on_key("chat:1") == 2

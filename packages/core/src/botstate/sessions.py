@@ -263,9 +263,12 @@ class Sessions(Generic[T]):
         if isinstance(self.key, str):
             return self.key
         if not isinstance(target, str):
+            hint = ""
+            if isinstance(target, int) and not isinstance(target, bool):
+                hint = f" (for a chat or user id say which: chat_key({target}), user_key(...))"
             raise ConfigError(
                 "Sessions has no key function, so open() needs the key as a str, "
-                f"got {type(target).__name__}"
+                f"got {type(target).__name__}{hint}"
             )
         return target
 
@@ -289,11 +292,13 @@ class Sessions(Generic[T]):
         """Decorate an async handler so it receives its session as keyword ``arg``.
 
         ``key(*args, **kwargs)`` gives what :meth:`open` takes (default: the
-        first positional argument, e.g. the update). Works with aiogram,
+        first positional argument, e.g. the update); it gets only the
+        arguments it declares, so ``lambda message: message.chat.id`` works
+        where aiogram also passes ``state=``, ``bot=``… Works with aiogram,
         python-telegram-bot, discord.py or any async handler; a synchronous
         one is refused with :class:`InvalidArgument` (see ``botstate.sync``)::
 
-            @sessions.handler(lambda update, context: update.effective_chat.id)
+            @sessions.handler(lambda update, context: chat_key(update.effective_chat.id))
             async def on_message(update, context, session): ...
         """
 
@@ -308,9 +313,11 @@ class Sessions(Generic[T]):
                     "async handlers; for synchronous bots use botstate.sync.SyncSessions"
                 )
 
+            pick = _taking_what_it_declares(key) if key else None
+
             @functools.wraps(fn)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                target = key(*args, **kwargs) if key else (args[0] if args else None)
+                target = pick(*args, **kwargs) if pick else (args[0] if args else None)
                 async with self.open(target) as session:
                     return await fn(*args, **kwargs, **{arg: session})
 
@@ -601,3 +608,34 @@ class MultiSessions:
                 scopes.append(scope)
                 opened[name] = await stack.enter_async_context(scope)
             yield MultiSession(opened)
+
+
+def _taking_what_it_declares(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` called with only the positional and keyword arguments it declares.
+
+    Frameworks pass handlers more than a key function needs (aiogram adds
+    ``state=``, ``bot=``…; PTB passes ``update, context``).
+    """
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: pass everything
+        return fn
+    kinds = {p.kind for p in params}
+    if inspect.Parameter.VAR_POSITIONAL in kinds and inspect.Parameter.VAR_KEYWORD in kinds:
+        return fn
+    positional = sum(
+        p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for p in params
+    )
+    names = {p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+    any_positional = inspect.Parameter.VAR_POSITIONAL in kinds
+    any_keyword = inspect.Parameter.VAR_KEYWORD in kinds
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not any_positional:
+            args = args[:positional]
+        if not any_keyword:
+            kwargs = {name: value for name, value in kwargs.items() if name in names}
+        return fn(*args, **kwargs)
+
+    return call
