@@ -76,7 +76,8 @@ async def test_untouched_initial_is_never_written(
     async with sessions.open("chat:1") as session:
         assert session.data == {"counter": 0}
         assert not session.changed
-    assert adapter.calls["get"] == 1 and adapter.writes == 0
+    # One read (versioned on this ATOMIC adapter: saves are compare-and-set), no write.
+    assert adapter.calls["get_versioned"] == 1 and adapter.writes == 0
     assert not await storage.has("chat:1")
 
 
@@ -91,7 +92,7 @@ async def test_changed_session_is_saved_and_unchanged_costs_one_read(
     async with sessions.open("chat:1") as session:
         assert session.data == {"counter": 1}
         session.data["counter"] += 0  # touched, but the bytes are the same
-    assert adapter.calls == Counter({"get": 1})
+    assert adapter.calls == Counter({"get_versioned": 1})  # ATOMIC: read with a version
 
 
 async def test_clear_and_none_delete(storage: Storage[Any]) -> None:
@@ -303,18 +304,35 @@ async def test_process_isolation_200_concurrent_tasks_exact(storage: Storage[Any
 
 
 async def test_without_isolation_concurrent_updates_are_lost(storage: Storage[Any]) -> None:
-    """Why isolation exists: the same handlers with isolation='none' lose updates."""
-    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="none")
+    """Why isolation exists: the same handlers with isolation='none' lose updates.
 
-    async def handler() -> None:
+    On an ATOMIC adapter no loss is silent: each lost update is a ConflictError
+    (saves are compare-and-set on the version read). Without ATOMIC they are
+    silently lost, as before.
+    """
+    plain: Storage[Any] = Storage(NotAtomic(), namespace="bot")
+    for store in (storage, plain):
+        sessions = Sessions(store, initial=lambda: {"n": 0}, isolation="none")
+
+        async def handler(sessions: Sessions[Any] = sessions) -> None:
+            async with sessions.open("chat:1") as s:
+                n = s.data["n"]
+                await asyncio.sleep(0)
+                s.data["n"] = n + 1
+
+        results = await asyncio.gather(*(handler() for _ in range(50)), return_exceptions=True)
+        conflicts = sum(isinstance(r, botstate.ConflictError) for r in results)
+        assert all(r is None or isinstance(r, botstate.ConflictError) for r in results)
         async with sessions.open("chat:1") as s:
-            n = s.data["n"]
-            await asyncio.sleep(0)
-            s.data["n"] = n + 1
+            assert s.data["n"] < 50
+            if store is storage:  # ATOMIC: every update either counted or reported
+                assert s.data["n"] + conflicts == 50
+            else:  # not ATOMIC: nothing reported, updates silently lost
+                assert conflicts == 0
 
-    await asyncio.gather(*(handler() for _ in range(50)))
-    async with sessions.open("chat:1") as s:
-        assert s.data["n"] < 50
+
+class NotAtomic(MemoryAdapter):
+    capabilities = MemoryAdapter.capabilities - {botstate.Capability.ATOMIC}
 
 
 async def test_distributed_isolation_on_memory_and_lease_renewal() -> None:
@@ -497,38 +515,52 @@ async def test_distributed_session_round_trips(
 ) -> None:
     """What a distributed session costs, call by call (each call is one round trip).
 
-    Changed: lease take (set_if) + read (get_versioned) before the handler runs,
-    then compare-and-set write (set_if) + lease release (delete_if) on exit: 3
-    round trips up to the saved write, the release a 4th. Unchanged: take, read,
-    release. 0.1 also read the lease back after taking it (get_versioned): 5 and 4.
+    The lock lives in the session's own entry: open = read (get_versioned) +
+    lock (set_if on the version read, the same envelope plus the lock), exit =
+    one set_if that writes the change and drops the lock at once. Changed: 3
+    round trips; unchanged: 3 (the exit restores the envelope without the
+    lock); a new session left untouched: read, lock placeholder, delete_if.
+    0.2's first cut used a separate lock entry (take, read, write, release: 4);
+    0.1 also read the lease back after taking it (5).
     """
     sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed")
     async with sessions.open("chat:1") as session:
-        assert adapter.calls == Counter({"set_if": 1, "get_versioned": 1})  # take, read
+        assert adapter.calls == Counter({"get_versioned": 1, "set_if": 1})  # read, lock
         session.data["n"] += 1
-    assert adapter.calls == Counter({"set_if": 2, "get_versioned": 1, "delete_if": 1})
+    assert adapter.calls == Counter({"get_versioned": 1, "set_if": 2})
     adapter.calls.clear()
     async with sessions.open("chat:1") as session:
         assert session.data == {"n": 1}
-    assert adapter.calls == Counter({"set_if": 1, "get_versioned": 1, "delete_if": 1})
+    assert adapter.calls == Counter({"get_versioned": 1, "set_if": 2})
+    adapter.calls.clear()
+    async with sessions.open("chat:new") as session:
+        assert session.data == {"n": 0}
+    assert adapter.calls == Counter({"get_versioned": 1, "set_if": 1, "delete_if": 1})
     adapter.calls.clear()
     async with sessions.open("chat:1", lazy=True):
         pass
-    assert adapter.calls == Counter()  # a lazy session never loaded takes no lease
-    assert [k async for k in adapter.scan("")] == ["bot:chat:1"]  # no lease left
+    assert adapter.calls == Counter()  # a lazy session never loaded takes no lock
+    assert [k async for k in adapter.scan("")] == ["bot:chat:1"]  # no lock entry, no placeholder
+    assert await storage.get("chat:1") == {"_v": 1, "_d": {"n": 1}}  # no lock left in it
 
 
-async def test_distributed_isolation_is_storage_lock(storage: Storage[Any]) -> None:
+async def test_distributed_isolation_excludes_other_processes(storage: Storage[Any]) -> None:
+    """Was test_distributed_isolation_is_storage_lock: the lock now lives in the session's
+    entry, so the holder that excludes it is another process's open session."""
     other: Storage[Any] = Storage(storage.adapter, namespace="bot", clock=storage.clock)
     sessions = Sessions(storage, initial=dict, isolation="distributed", lock_timeout=0.05)
-    async with other.lock("chat:1"):  # the same lock, held as by another process
+    elsewhere = Sessions(other, initial=dict, isolation="distributed", lock_timeout=0)
+    async with elsewhere.open("chat:1"):  # held as by another process
         with pytest.raises(botstate.ConflictError):
             async with sessions.open("chat:1"):
                 pass
     async with sessions.open("chat:1") as session:
         session.data["ok"] = True
         with pytest.raises(botstate.ConflictError):
-            await other.lock("chat:1", timeout=0).acquire()
+            async with elsewhere.open("chat:1"):
+                pass
+    async with elsewhere.open("chat:1") as session:
+        assert session.data == {"ok": True}
 
 
 async def test_save_writes_now_and_later_saves_only_changes(

@@ -1,7 +1,8 @@
 """Storage.lock on every ATOMIC backend: what it costs, and that no cancelled holder keeps it.
 
 ``test_round_trips`` counts the adapter calls (each one request to the backend)
-of a lock and of a distributed session. ``test_cancelled_holder_...``:
+of a lock and of a distributed session (3 per block: read, lock, save-and-unlock).
+``test_cancelled_holder_...``:
 
 Each backend runs 200 holders (on their own keys, up to 25 at a time), each cancelled
 at a chosen point: while its lease write is in flight, right after that write
@@ -231,7 +232,7 @@ async def test_cancelled_holder_never_leaves_the_lock_held(backend: StorageAdapt
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite", "redis", "kv"], indirect=True)
 async def test_round_trips(backend: StorageAdapter) -> None:
-    """Take, renew, release: one call each; a distributed session: take, read, write, release."""
+    """Take, renew, release: one call each; a distributed session: 3 calls per block."""
     tap = Tap(backend)
     storage: Storage[Any] = Storage(tap, namespace=f"r{uuid.uuid4().hex[:8]}")
     await backend.get("warm-up")  # connect (DynamoDB: create the table) first
@@ -246,17 +247,23 @@ async def test_round_trips(backend: StorageAdapter) -> None:
     await lock.release()
     assert tap.calls == Counter({"set_if": 1 + renewals, "delete_if": 1})
 
+    # A distributed session keeps its lock in its own entry: read + lock on open, one
+    # set_if on exit that saves (or restores the envelope) and unlocks: 3 round trips.
     sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed")
-    for expected in (
-        Counter({"set_if": 2, "get_versioned": 1, "delete_if": 1}),  # new session, written
-        Counter({"set_if": 2, "get_versioned": 1, "delete_if": 1}),  # changed
-        Counter({"set_if": 1, "get_versioned": 1, "delete_if": 1}),  # unchanged: no write
-    ):
+    for change in (True, True, False):  # new session written, changed, unchanged
         tap.calls.clear()
         async with sessions.open("chat:2") as session:
-            assert tap.calls == Counter({"set_if": 1, "get_versioned": 1})  # lease, read
-            if expected["set_if"] == 2:
+            assert tap.calls == Counter({"get_versioned": 1, "set_if": 1})  # read, lock
+            if change:
                 session.data["n"] += 1
-        assert tap.calls == expected
+        # The exit: one set_if that saves (or restores the envelope) and drops the lock.
+        assert tap.calls == Counter({"get_versioned": 1, "set_if": 2})
+        assert sum(tap.calls.values()) == 3
+    tap.calls.clear()
+    async with sessions.open("chat:3"):  # new and untouched: the lock placeholder is deleted
+        pass
+    assert tap.calls == Counter({"get_versioned": 1, "set_if": 1, "delete_if": 1})
+    assert await tap.inner.get(storage.full_key("chat:3")) is None
     async with Sessions(storage).open("chat:2") as session:
         assert session.data == {"n": 2}
+    assert await storage.get("chat:2") == {"_v": 1, "_d": {"n": 2}}  # no lock left behind
