@@ -602,3 +602,111 @@ async def test_close_is_async_and_idempotent(adapter: CountingAdapter, clock: Ma
     clock.advance(6)
     adapter.sweep()
     assert expired == []
+
+
+DEAD = "0" * 32  # the lock owner a crashed process left in an entry
+
+
+async def test_distributed_lock_of_a_crashed_holder_is_taken_over_after_lock_ttl(
+    storage: Storage[Any], adapter: CountingAdapter, clock: ManualClock
+) -> None:
+    """A holder that crashed leaves its lock in the entry; it blocks until its expiry only."""
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", lock_timeout=0)
+    await storage.set("chat:1", {"_v": 1, "_d": {"n": 3}, "_l": [DEAD, clock() + 30]})
+    adapter.calls.clear()
+    with pytest.raises(botstate.ConflictError):
+        async with sessions.open("chat:1"):
+            pass
+    async with Sessions(storage).open("chat:1") as session:  # other modes ignore the lock
+        assert session.data == {"n": 3} and not session.changed
+    assert adapter.writes == 0
+    clock.advance(31)
+    async with sessions.open("chat:1") as session:  # expired: taken over at once
+        assert session.data == {"n": 3}
+        session.data["n"] += 1
+    assert await storage.get("chat:1") == {"_v": 1, "_d": {"n": 4}}  # no lock left
+
+
+async def test_lock_only_placeholder_is_an_absent_session(
+    storage: Storage[Any], adapter: CountingAdapter, clock: ManualClock
+) -> None:
+    """A new session's entry holds only the lock while its first handler runs."""
+    expired: list[str] = []
+    sessions = Sessions(
+        storage,
+        initial=lambda: {"n": 0},
+        isolation="distributed",
+        ttl=100,
+        lock_ttl=10,
+        on_expire=lambda key, data: expired.append(key),
+    )
+    plain = Sessions(storage, initial=lambda: {"n": 0})
+    async with sessions.open("chat:1"):
+        stored = await storage.get("chat:1")
+        assert set(stored) == {"_l"}  # the placeholder
+        assert await storage.ttl("chat:1") == pytest.approx(10)  # it expires with the lock
+        async with plain.open("chat:1") as session:
+            assert session.data == {"n": 0}  # absent for readers
+            session.data["n"] = 7  # saved compare-and-set against the placeholder's version
+    with pytest.raises(botstate.ConflictError):  # not silently overwritten either
+        async with sessions.open("chat:2") as session:
+            session.data["n"] = 1
+            async with plain.open("chat:2") as other:
+                other.data["n"] = 2
+    assert await storage.get("chat:1") == {"_v": 1, "_d": {"n": 7}}
+    assert await storage.get("chat:2") == {"_v": 1, "_d": {"n": 2}}
+    # A crashed holder's placeholder vanishes with its lock, reported to no expiry callback.
+    await storage.set("chat:3", {"_l": [DEAD, clock() + 10]}, ttl=10)
+    clock.advance(11)
+    adapter.sweep()
+    assert expired == [] and not await storage.has("chat:3")
+    await sessions.close()
+
+
+async def test_distributed_session_keeps_the_session_expiry(
+    storage: Storage[Any], clock: ManualClock
+) -> None:
+    """Locking does not shorten a session's life; unlocking gives it back its own expiry."""
+    fixed = Sessions(
+        storage, initial=lambda: {"n": 0}, isolation="distributed", ttl=100, sliding=False
+    )
+    async with fixed.open("chat:1") as session:
+        session.data["n"] = 1
+    clock.advance(40)
+    async with fixed.open("chat:1") as session:
+        assert await storage.ttl("chat:1") == pytest.approx(60)  # locked: still the fixed expiry
+        assert session.data == {"n": 1}
+    assert await storage.ttl("chat:1") == pytest.approx(60)  # unchanged, unlocked
+    sliding = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", ttl=5)
+    async with sliding.open("chat:2") as session:
+        session.data["n"] = 1
+    async with sliding.open("chat:2"):
+        assert await storage.ttl("chat:2") == pytest.approx(30)  # never before the lock's end
+    assert await storage.ttl("chat:2") == pytest.approx(5)  # opening a sliding session slides it
+    clock.advance(6)
+    async with sliding.open("chat:2") as session:
+        assert session.data == {"n": 0}  # expired as usual
+
+
+async def test_distributed_save_mid_block_keeps_the_lock(storage: Storage[Any]) -> None:
+    other: Storage[Any] = Storage(storage.adapter, namespace="bot", clock=storage.clock)
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed")
+    elsewhere = Sessions(other, initial=lambda: {"n": 0}, isolation="distributed", lock_timeout=0)
+    async with sessions.open("chat:1") as session:
+        session.data["n"] = 1
+        await session.save()
+        async with Sessions(other).open("chat:1") as seen:  # saved: visible to readers
+            assert seen.data == {"n": 1}
+        with pytest.raises(botstate.ConflictError):  # and still locked
+            async with elsewhere.open("chat:1"):
+                pass
+        session.clear()
+        await session.save()  # deleted for readers, the lock stays (a placeholder)
+        async with Sessions(other, initial=dict).open("chat:1") as seen:
+            assert seen.data == {}
+        with pytest.raises(botstate.ConflictError):
+            async with elsewhere.open("chat:1"):
+                pass
+    assert not await storage.has("chat:1")
+    async with elsewhere.open("chat:1") as session:
+        assert session.data == {"n": 0}

@@ -59,10 +59,10 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), f
 def race(url: str, namespace: str, per_process: int, timeout: float) -> tuple[int, int]:
     """Run the children together; return (increments counted, ConflictErrors) over all."""
     start_at = time.time() + 3  # every child imported and connected by then
+    args = [url, namespace, str(per_process), str(TASKS), str(start_at)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, namespace, str(per_process), str(TASKS)]
-            + [str(start_at)],
+            [sys.executable, "-c", WORKER, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
