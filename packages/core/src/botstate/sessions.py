@@ -109,6 +109,7 @@ class Session(Generic[T]):
         # Takes the block's lock (once) before any I/O; returns the entry's lease
         # (isolation="distributed"), which has read the entry while taking it.
         self._acquire = acquire
+        self._lease: _EntryLease | None = None  # set once the lock is taken
         self._stored: _Stored | None = None  # None: storage not read in this block
         self._data: T | None = None
         self._assigned = False
@@ -139,8 +140,8 @@ class Session(Generic[T]):
     async def load(self) -> T:
         """Read the session (once) and return its data; lazy sessions need this."""
         if self._stored is None and not self._assigned:
-            lease = await self._acquire()
-            self._data, self._stored = await self._sessions._read(self._entry, lease)
+            self._lease = await self._acquire()
+            self._data, self._stored = await self._sessions._read(self._entry, self._lease)
         return self._data  # type: ignore[return-value]
 
     @property
@@ -158,10 +159,12 @@ class Session(Generic[T]):
         version this one wrote.
         """
         stored = self._stored
-        if stored is None and not self._assigned:
-            return  # nothing read, nothing assigned: nothing to save
-        lease = await self._acquire()  # data assigned without load(): write under the lock
-        self._stored = await self._sessions._save(self._entry, self._data, stored or _UNREAD, lease)
+        if stored is None:
+            if not self._assigned:
+                return  # nothing read, nothing assigned: nothing to save
+            stored = _UNREAD
+            self._lease = await self._acquire()  # data assigned without load(): write locked
+        self._stored = await self._sessions._save(self._entry, self._data, stored, self._lease)
 
     async def _finish(self) -> _EntryLease | None:
         """On a normal exit with ``isolation="distributed"``: hand what to save to the lease.
@@ -171,7 +174,7 @@ class Session(Generic[T]):
         """
         if self._stored is None and not self._assigned:
             return None
-        lease = await self._acquire()
+        lease = self._lease = await self._acquire()
         plan = self._sessions._plan(self.key, self._data, self._stored or _UNREAD)
         if lease is None or plan is None:
             return None
