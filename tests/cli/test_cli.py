@@ -384,8 +384,8 @@ def test_set_with_ttl_and_stdin(sqlite_url: str) -> None:
         (("k", "not json"), "not valid JSON"),
         (("k", "1", "--ttl", "-5"), "--ttl must be positive"),
         (("k", "1", "--ttl", "soon"), "invalid float value"),
-        (("k", "1", "--ttl", "inf"), "--ttl must be positive and finite seconds, got inf"),
-        (("k", "1", "--ttl", "nan"), "--ttl must be positive and finite seconds, got nan"),
+        (("k", "1", "--ttl", "inf"), "--ttl must be at most"),
+        (("k", "1", "--ttl", "nan"), "--ttl must be positive seconds, got nan"),
         (("", "1"), "key must not be empty"),
     ],
 )
@@ -401,9 +401,9 @@ def test_set_rejects_bad_input_with_exit_2(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("keys", "memory://", "--timeout", "-1"), "--timeout must be >= 0 and finite seconds"),
-        (("keys", "memory://", "--timeout", "nan"), "--timeout must be >= 0 and finite seconds"),
-        (("keys", "memory://", "--timeout", "inf"), "--timeout must be >= 0 and finite seconds"),
+        (("keys", "memory://", "--timeout", "-1"), "--timeout must be >= 0 seconds, got -1.0"),
+        (("keys", "memory://", "--timeout", "nan"), "--timeout must be >= 0 seconds, got nan"),
+        (("keys", "memory://", "--timeout", "inf"), "--timeout must be at most"),
         (("keys", "memory://", "--timeout", "1m"), "--timeout: invalid float value: '1m'"),
         (("copy", "memory://", "memory://?x", "--max-errors", "-3"), "--max-errors must be a"),
         (("copy", "memory://", "memory://?x", "--batch", "0"), "--batch must be a whole number"),

@@ -39,10 +39,12 @@ def _storage_cases(storage: Storage[Any]) -> list[tuple[str, Call, type[Exceptio
         ("keys prefix int", lambda: storage.keys(5).__anext__(), TypeError),  # type: ignore[arg-type]
         ("set unencodable", lambda: storage.set("k", object()), botstate.EncodeError),
         ("update ttl", lambda: storage.update("k", lambda v: 1, ttl=-1), ValueError),
+        ("ttl 1e20", lambda: storage.set("k", 1, ttl=1e20), ValueError),
+        ("ttl huge int", lambda: storage.set("k", 1, ttl=10**400), ValueError),
     ]
 
 
-@pytest.mark.parametrize("index", range(12))
+@pytest.mark.parametrize("index", range(14))
 async def test_storage_bad_arguments(storage: Storage[Any], index: int) -> None:
     name, call, builtin = _storage_cases(storage)[index]
     err = await _outcome(call)
@@ -118,3 +120,21 @@ async def test_closed_storage_raises_storage_unavailable(storage: Storage[Any]) 
     for call in (lambda: storage.get("k"), lambda: storage.set("k", 2), lambda: storage.has("k")):
         with pytest.raises(botstate.StorageUnavailable):
             await call()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected", "hint"),
+    [
+        ("bot.db", botstate.AdapterNotFound, "sqlite:///bot.db"),
+        ("data/state.sqlite", botstate.AdapterNotFound, "sqlite:///data/state.sqlite"),
+        ("memroy", botstate.AdapterNotFound, "did you mean 'memory'?"),
+        ("memroy://", botstate.AdapterNotFound, "did you mean 'memory://'?"),
+        ("redsi://localhost", botstate.AdapterNotFound, "did you mean 'redis://'?"),
+        ("redis://[::1/0", botstate.InvalidURL, "IPv6"),
+        ("redis://[::1]x/0", botstate.InvalidURL, "IPv6"),
+    ],
+)
+def test_messages_say_what_to_do(spec: str, expected: type[Exception], hint: str) -> None:
+    with pytest.raises(expected) as caught:
+        botstate.open_storage(spec)
+    assert hint in str(caught.value)

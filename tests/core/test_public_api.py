@@ -52,6 +52,7 @@ BOT_API = {
 
 ADAPTER_API = {
     "MAX_KEY_BYTES",
+    "MAX_SECONDS",
     "BaseAdapter",
     "Capability",
     "Choice",
@@ -66,6 +67,7 @@ ADAPTER_API = {
     "StorageURL",
     "Version",
     "coerce_options",
+    "hide_in_logs",
     "hookimpl",
     "int_version",
     "is_secret_option",

@@ -62,7 +62,7 @@ async def test_unencodable_value_names_key_and_writes_nothing(
     with pytest.raises(EncodeError):
         await storage.set("nan", math.nan)
     with pytest.raises(EncodeError):
-        await storage.set_many({"ok": 1, "bad": {1, 2}})
+        await storage.set_many({"ok": 1, "bad": object()})
     assert len(adapter) == 0
 
 
@@ -108,7 +108,7 @@ async def test_default_ttl_override_and_forever(adapter: MemoryAdapter, clock: M
     assert await storage.ttl("default") == 60
     assert await storage.ttl("short") == 5
     assert await storage.ttl("delta") == 120
-    assert await storage.ttl("forever") is None
+    assert await storage.ttl("forever") == FOREVER  # never expires: distinct from absent
     assert await storage.ttl("absent") is None
     clock.advance(5)
     assert await storage.get("short") is None

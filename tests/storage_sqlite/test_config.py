@@ -186,9 +186,9 @@ def test_plugin_does_not_import_the_driver() -> None:
         "import sys, botstate, botstate_storage_sqlite.plugin\n"
         "names = [a.name for a in botstate.list_adapters()]\n"
         "assert 'sqlite' in names, names\n"
-        "assert 'aiosqlite' not in sys.modules\n"
+        "assert 'botstate_storage_sqlite.adapter' not in sys.modules\n"
         "botstate.open_storage('sqlite:///x.db')\n"
-        "assert 'aiosqlite' in sys.modules\n"
+        "assert 'botstate_storage_sqlite.adapter' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

@@ -55,7 +55,7 @@ async def test_schema_and_version_are_stored(adapter: SqliteAdapter, db_path: Pa
         ("version", "INTEGER", 0),
     ]
     indexes = rows(db_path, "SELECT name FROM pragma_index_list('botstate') WHERE origin = 'c'")
-    assert indexes == [("botstate_expires_at",)]
+    assert indexes == [("botstate~expires_at",)]
     assert rows(db_path, "SELECT key, value, expires_at FROM botstate") == [("k", b"v", 2e9)]
     assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]
     assert adapter.journal_mode == "WAL"
@@ -302,10 +302,10 @@ async def test_missing_directory_is_storage_unavailable(tmp_path: Path) -> None:
 def test_timeout_while_opening_leaves_no_thread_behind(
     db_path: Path, monkeypatch: pytest.MonkeyPatch, delay: float
 ) -> None:
-    """A timeout (any cancellation) while the file opens waits for aiosqlite's worker.
+    """A timeout (any cancellation) while the file opens leaves no thread and no traceback.
 
-    Otherwise the worker reports to an event loop that is closed by then, and
-    the user sees a thread traceback ending in "Event loop is closed".
+    A worker that reported to an event loop closed by then printed a thread
+    traceback ending in "Event loop is closed" (0.1 on aiosqlite).
     """
     failures: list[threading.ExceptHookArgs] = []
     monkeypatch.setattr(threading, "excepthook", failures.append)
@@ -386,3 +386,33 @@ async def test_versions_change_on_every_write(adapter: SqliteAdapter) -> None:
     assert await adapter.set_if("k", b"x", version="not-a-version") is False
     assert await adapter.set_if("k", b"x", version=2**70) is False
     assert await adapter.delete_if("k", version=b"nope") is False
+
+
+async def test_tables_whose_names_extend_each_other_share_a_file(db_path: Path) -> None:
+    """table=bot and table=bot_expires_at collided on an index name in 0.1."""
+    url = f"sqlite:///{db_path}"
+    for table in ("bot", "bot_expires_at", "bot_x"):
+        storage = open_storage(url, table=table)
+        await storage.set("k", table)
+        await storage.close()
+    for table in ("bot", "bot_expires_at", "bot_x"):
+        async with open_storage(url, table=table) as storage:
+            assert await storage.get("k") == table
+
+
+async def test_a_name_taken_by_another_object_is_a_config_error(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE other (x)")
+        conn.execute("CREATE INDEX sessions ON other (x)")  # an index named like our table
+    storage = open_storage(f"sqlite:///{db_path}", table="sessions")
+    with pytest.raises(ConfigError, match="choose another name"):
+        await storage.get("k")  # not StorageUnavailable: retrying can never succeed
+    await storage.close()
+
+
+async def test_missing_directory_is_named(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path}/nowhere/bot.db")
+    with pytest.raises(StorageUnavailable) as caught:
+        await storage.set("k", 1)
+    assert f"the directory {str(tmp_path / 'nowhere')!r} does not exist" in str(caught.value)
+    await storage.close()

@@ -54,3 +54,33 @@ def test_sequentially_awaits_each_item_in_order_with_the_extra_arguments() -> No
 
     asyncio.run(sequentially(op, ["a", "b", "c"], b"v")())
     assert seen == [("a", b"v"), ("b", b"v"), ("c", b"v")]
+
+
+def test_typed_and_codec_cases_run_and_compare_botstate_with_itself() -> None:
+    from botstate_storage_memory import MemoryAdapter
+    from tooling.bench._cases import codec_cases, typed_session_cases
+
+    bench = Bench(rounds=1)
+
+    async def run() -> None:
+        adapter = MemoryAdapter(sweep_interval=0)
+        await codec_cases(bench, "memory", adapter, values=5)
+        await typed_session_cases(bench, "memory", adapter, sessions=5)
+        # Both sides wrote real values: typed sessions and both codecs' keys.
+        keys = [key async for key in adapter.scan("")]
+        assert {k.split(":")[0] for k in keys} == {
+            "bench-msgspec",
+            "bench-stdlib",
+            "bench-plain",
+            "bench-typed",
+        }
+        await adapter.close()
+
+    asyncio.run(run())
+    assert [r.case for r in bench.results] == [
+        "set, msgspec JSON vs stdlib JSON",
+        "get, msgspec JSON vs stdlib JSON",
+        "typed session open/save (vs dict)",
+        "typed session open, unchanged (vs dict)",
+    ]
+    assert all(r.ratio > 0 and r.target is None for r in bench.results)

@@ -3,6 +3,8 @@
 Each ``bench_<name>.py`` passes its adapter and the raw driver's version of
 the work; this module runs both through :meth:`Bench.compare`. The raw side
 stores the same JSON bytes (compact separators, as botstate's codec writes).
+:func:`typed_session_cases` and :func:`codec_cases` compare botstate with
+itself instead: typed against plain sessions, msgspec against stdlib JSON.
 """
 
 from __future__ import annotations
@@ -10,21 +12,25 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from botstate import Sessions, Storage
+from botstate import Codec, Sessions, Storage
 from botstate.adapter import StorageAdapter
 
 from . import Bench
 
 __all__ = [
     "SESSION_TTL",
+    "SessionData",
+    "codec_cases",
     "concurrently",
     "dumps",
     "increment",
     "initial",
     "sequentially",
     "session_cases",
+    "typed_session_cases",
     "update_case",
 ]
 
@@ -48,6 +54,17 @@ def initial() -> dict[str, Any]:
 
 def _seed(i: int) -> dict[str, Any]:
     return {"counter": i, "name": f"user {i}", "lang": "en", "step": "menu", "cart": [1, 2, 3]}
+
+
+@dataclass
+class SessionData:
+    """:func:`initial`'s session as a dataclass, for the typed-session cases."""
+
+    counter: int = 0
+    name: str = ""
+    lang: str = "en"
+    step: str = "start"
+    cart: list[int] = field(default_factory=list)
 
 
 def increment(value: int | None) -> int:
@@ -142,14 +159,21 @@ async def session_cases(
     raw_set: RawSet,
     raw_note: str,
     writes: Callable[[], int] | None = None,
+    codec: Codec[Any] | str = "json",
+    codec_label: str | None = None,
 ) -> None:
     """One handler per session key: load, change one field, save; then load without a change.
 
     ``raw_get``/``raw_set`` take the raw side's own key (``raw:<key>``).
     ``writes()``, if given, counts the adapter's writes, to show that an
-    unchanged session writes nothing.
+    unchanged session writes nothing. ``codec`` is the sessions' storage codec;
+    ``codec_label`` names it in the case names (for a codec other than the default).
     """
-    storage: Storage[Any] = Storage(adapter, namespace="bench")
+    storage: Storage[Any] = Storage(adapter, namespace="bench", codec=codec)
+    save_case = "session open/save (one field changed)"
+    read_case = "session open, unchanged (no write)"
+    if codec_label:
+        save_case, read_case = f"session open/save ({codec_label})", f"session open ({codec_label})"
     opened: Sessions[dict[str, Any]] = Sessions(
         storage, initial=initial, ttl=SESSION_TTL, isolation="process"
     )
@@ -193,7 +217,7 @@ async def session_cases(
     )
     await bench.compare(
         group,
-        "session open/save (one field changed)",
+        save_case,
         ours=ours_save,
         raw=raw_save,
         ops=sessions,
@@ -202,7 +226,7 @@ async def session_cases(
     before = writes() if writes else 0
     await bench.compare(
         group,
-        "session open, unchanged (no write)",
+        read_case,
         ours=ours_read,
         raw=raw_read,
         ops=sessions,
@@ -210,3 +234,111 @@ async def session_cases(
     )
     if writes is not None:
         bench.record(f"{group}: writes by 'session open, unchanged' (must be 0)", writes() - before)
+
+
+async def typed_session_cases(
+    bench: Bench, group: str, adapter: StorageAdapter, *, sessions: int
+) -> None:
+    """Sessions typed as :class:`SessionData` against the same sessions as plain dicts.
+
+    Both sides are botstate with the default JSON codec; the typed side also
+    decodes each session into the dataclass (msgspec) and encodes it back, so
+    the ratio is the price of typed sessions.
+    """
+    plain: Sessions[dict[str, Any]] = Sessions(
+        Storage(adapter, namespace="bench-plain"), initial=initial, ttl=SESSION_TTL
+    )
+    typed = Sessions(
+        Storage(adapter, namespace="bench-typed"),
+        type=SessionData,
+        initial=SessionData,
+        ttl=SESSION_TTL,
+    )
+    keys = [f"chat:{i}" for i in range(sessions)]
+    for i, key in enumerate(keys):
+        async with plain.open(key) as session:
+            session.data = _seed(i)
+        async with typed.open(key) as typed_session:
+            typed_session.data = SessionData(**_seed(i))
+
+    async def typed_save() -> None:
+        for key in keys:
+            async with typed.open(key) as session:
+                session.data.counter += 1
+
+    async def plain_save() -> None:
+        for key in keys:
+            async with plain.open(key) as session:
+                session.data["counter"] += 1
+
+    seen = 0
+
+    async def typed_read() -> None:
+        nonlocal seen
+        for key in keys:
+            async with typed.open(key) as session:
+                seen += session.data.counter
+
+    async def plain_read() -> None:
+        nonlocal seen
+        for key in keys:
+            async with plain.open(key) as session:
+                seen += session.data["counter"]
+
+    note = "ours: Sessions(type=dataclass); raw: the same Sessions with plain dicts (both botstate)"
+    await bench.compare(
+        group,
+        "typed session open/save (vs dict)",
+        ours=typed_save,
+        raw=plain_save,
+        ops=sessions,
+        note=note,
+    )
+    await bench.compare(
+        group,
+        "typed session open, unchanged (vs dict)",
+        ours=typed_read,
+        raw=plain_read,
+        ops=sessions,
+        note=note,
+    )
+
+
+async def codec_cases(bench: Bench, group: str, adapter: StorageAdapter, *, values: int) -> None:
+    """``Storage.set``/``get`` of the bench's session values: msgspec JSON vs the stdlib JSON codec.
+
+    Same adapter, same values, same JSON text: only the codec differs.
+    """
+    from botstate.typed import MsgspecJsonCodec
+
+    fast: Storage[Any] = Storage(adapter, namespace="bench-msgspec", codec=MsgspecJsonCodec())
+    stdlib: Storage[Any] = Storage(adapter, namespace="bench-stdlib")
+    items = [(f"v:{i}", _seed(i)) for i in range(values)]
+    keys = [key for key, _ in items]
+
+    def setter(storage: Storage[Any]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            for key, value in items:
+                await storage.set(key, value)
+
+        return run
+
+    note = (
+        "ours: Storage(codec=MsgspecJsonCodec()); raw: Storage with the default stdlib json codec"
+    )
+    await bench.compare(
+        group,
+        "set, msgspec JSON vs stdlib JSON",
+        ours=setter(fast),
+        raw=setter(stdlib),
+        ops=values,
+        note=note,
+    )
+    await bench.compare(
+        group,
+        "get, msgspec JSON vs stdlib JSON",
+        ours=sequentially(fast.get, keys),
+        raw=sequentially(stdlib.get, keys),
+        ops=values,
+        note=note,
+    )

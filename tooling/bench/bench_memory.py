@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from botstate_storage_memory import MemoryAdapter
 
 from . import Bench
-from ._cases import SESSION_TTL, concurrently, dumps, sequentially, session_cases, update_case
+from ._cases import (
+    SESSION_TTL,
+    codec_cases,
+    concurrently,
+    dumps,
+    sequentially,
+    session_cases,
+    typed_session_cases,
+    update_case,
+)
 
 N = 50_000  # stays below MemoryAdapter's default max_entries, so nothing is evicted
 BATCH = 100
@@ -148,6 +157,37 @@ async def _basic(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> N
     )
 
 
+async def _typed(
+    bench: Bench,
+    adapter: MemoryAdapter,
+    *,
+    raw_get: Callable[[str], Awaitable[bytes | None]],
+    raw_set: Callable[[str, bytes, float], Awaitable[None]],
+) -> None:
+    """Typed values (issue 11): codec and typed-session costs where the codec dominates."""
+    try:
+        import msgspec  # noqa: F401
+    except ImportError:
+        bench.record("memory: typed/msgspec cases", 'skipped: pip install "botstate[msgspec]"')
+        return
+    from botstate.typed import MsgspecJsonCodec
+
+    await codec_cases(bench, "memory", adapter, values=N_SESSIONS)
+    await typed_session_cases(bench, "memory", adapter, sessions=N_SESSIONS)
+    # The session cases again with the msgspec JSON codec, against the same raw baseline.
+    await session_cases(
+        bench,
+        "memory",
+        adapter,
+        sessions=N_SESSIONS,
+        raw_get=raw_get,
+        raw_set=raw_set,
+        raw_note=BASELINE,
+        codec=MsgspecJsonCodec(),
+        codec_label="msgspec JSON",
+    )
+
+
 async def _more(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> None:
     async def raw_update() -> None:
         stored = await raw.get("raw:counter")
@@ -174,6 +214,7 @@ async def _more(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> No
         raw_set=raw_set_ttl,
         raw_note=BASELINE,
     )
+    await _typed(bench, adapter, raw_get=raw.get, raw_set=raw_set_ttl)
 
     keys = [f"k{i}" for i in range(N)]
 

@@ -23,13 +23,23 @@ from .clock import Clock, ManualClock, system_clock
 from .contract import ExpiryCallback, ExpiryEvent, StorageAdapter, Version
 from .hookspecs import hookimpl
 from .keys import MAX_KEY_BYTES, validate_key
+from .logs import hide_in_logs
 from .opening import open_adapter
-from .options import Choice, OptionKind, Seconds, SecondsOrZero, coerce_options, seconds
+from .options import (
+    MAX_SECONDS,
+    Choice,
+    OptionKind,
+    Seconds,
+    SecondsOrZero,
+    coerce_options,
+    seconds,
+)
 from .plugins import register_plugin
 from .urls import StorageURL, is_secret_option, parse_url, redact_secrets, redact_url
 
 __all__ = [
     "MAX_KEY_BYTES",
+    "MAX_SECONDS",
     "BaseAdapter",
     "Capability",
     "Choice",
@@ -44,6 +54,7 @@ __all__ = [
     "StorageURL",
     "Version",
     "coerce_options",
+    "hide_in_logs",
     "hookimpl",
     "int_version",
     "is_secret_option",

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from .capabilities import Capability
 from .contract import ExpiryCallback, ExpiryEvent, Version
 from .errors import StorageUnavailable, UnsupportedOperation
+from .logs import hide_in_logs
 
 __all__ = ["BaseAdapter", "int_version"]
 
@@ -49,6 +50,7 @@ class BaseAdapter:
         self._expiry_callbacks: list[ExpiryCallback] = []
         self._callback_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._forget_secrets: list[Callable[[], None]] = []
 
     # -- required ---------------------------------------------------------
     async def get(self, key: str) -> bytes | None:
@@ -74,9 +76,15 @@ class BaseAdapter:
         if self._closed:
             raise StorageUnavailable(f"{self!r} is closed")
 
+    def hide_in_logs(self, secrets: Iterable[str | None]) -> None:
+        """Keep ``secrets`` out of every log record (drivers' too) until :meth:`close`."""
+        self._forget_secrets.append(hide_in_logs(secrets))
+
     async def close(self) -> None:
         """Mark closed and wait for pending expiry callbacks. Idempotent."""
         self._closed = True
+        while self._forget_secrets:
+            self._forget_secrets.pop()()
         if self._callback_tasks:
             await asyncio.gather(*self._callback_tasks, return_exceptions=True)
 

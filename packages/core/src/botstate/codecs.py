@@ -1,17 +1,42 @@
 """Codecs turn application values into bytes and back.
 
 The default is ``json`` (stdlib). ``bytes`` passes bytes through and ``text``
-stores UTF-8 strings. More codecs arrive through the ``botstate_register_codecs``
-plugin hook. Pickle is never the default: unpickling runs code from the store.
+stores UTF-8 strings; ``msgpack`` (MessagePack, needs ``botstate[msgspec]``)
+keeps ``int`` keys, ``bytes`` and datetimes. More codecs arrive through the
+``botstate_register_codecs`` plugin hook. Pickle is never used: unpickling runs
+code named by the stored bytes. No codec here lets stored bytes choose a class.
+
+A codec that can decode into a type the program names offers
+``for_type(tp)``, returning a codec for that type; ``Storage(..., type=tp)``
+calls it (see :mod:`botstate.typed`).
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import enum
 import json
+import sys
+import uuid
 from collections.abc import Callable
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["BUILTIN_CODECS", "BytesCodec", "Codec", "JsonCodec", "TextCodec"]
+from .errors import ConfigError
+
+__all__ = [
+    "BUILTIN_CODECS",
+    "BytesCodec",
+    "Codec",
+    "JsonCodec",
+    "TextCodec",
+    "builtin_codec",
+    "for_type",
+    "to_builtins",
+    "type_name",
+]
 
 T = TypeVar("T")
 
@@ -33,16 +58,31 @@ class Codec(Protocol[T]):
 
 
 class JsonCodec(Generic[T]):
-    """Compact UTF-8 JSON. ``default`` may convert extra types, as in ``json.dumps``.
+    """Compact UTF-8 JSON (stdlib), readable by any other program.
 
+    Beside JSON's own types it encodes what bots commonly keep, as
+    :func:`to_builtins` describes (datetimes as ISO 8601 text, dataclasses and
+    pydantic models as objects, sets and tuples as arrays, …). Without a type
+    they come back as those JSON values; open the storage with ``type=`` to get
+    the objects back. ``default`` converts further types, as in ``json.dumps``.
     NaN and infinities are refused: they are not JSON and other readers choke on them.
     """
 
     name = "json"
 
     def __init__(self, *, default: Callable[[Any], Any] | None = None) -> None:
+        self.default = default
+
+        def convert(value: Any) -> Any:
+            try:
+                return to_builtins(value)
+            except TypeError:
+                if default is None:
+                    raise
+                return default(value)
+
         self._encoder = json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=default
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=convert
         )
 
     def encode(self, value: T) -> bytes:
@@ -53,6 +93,60 @@ class JsonCodec(Generic[T]):
             return json.loads(data)  # type: ignore[no-any-return]
         except UnicodeDecodeError as err:
             raise ValueError(str(err)) from err
+
+    def for_type(self, tp: Any) -> Codec[Any]:
+        """A JSON codec decoding into ``tp`` (needs ``botstate[msgspec]`` or, for a
+        pydantic model, ``botstate[pydantic]``)."""
+        from .typed import json_codec_for
+
+        return json_codec_for(tp, default=self.default)
+
+
+def to_builtins(value: Any) -> Any:
+    """Turn one non-JSON value into JSON types, the way botstate's JSON stores it.
+
+    ``datetime``/``date``/``time`` → ISO 8601 text (UTC offset kept); ``UUID``
+    and ``Decimal`` → text; ``bytes`` → base64 text; ``set``/``frozenset`` →
+    array (sorted when the items allow it); ``Enum`` → its value; dataclass,
+    msgspec ``Struct`` → object of its fields; pydantic model → its
+    ``model_dump(mode="json")``. Anything else raises ``TypeError``. Nested
+    values are converted by the encoder in turn. These are the forms msgspec and
+    pydantic read back when a ``type`` is given.
+    """
+    cls = type(value)
+    names = _record_fields.get(cls)
+    if names is not None:  # a dataclass or Struct met before: the common case in sessions
+        return {name: getattr(value, name) for name in names}
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in dataclasses.fields(cls))
+    elif "msgspec" in sys.modules and isinstance(getattr(cls, "__struct_fields__", None), tuple):
+        names = cls.__struct_fields__
+    if names is not None:
+        if len(_record_fields) >= 1024:  # classes made at run time must not pile up
+            _record_fields.clear()
+        _record_fields[cls] = names
+        return {name: getattr(value, name) for name in names}
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"Object of type {cls.__name__} is not JSON serializable")
+
+
+_record_fields: dict[type, tuple[str, ...]] = {}
+"""Field names of the dataclasses and msgspec Structs :func:`to_builtins` has met."""
 
 
 class BytesCodec:
@@ -89,3 +183,39 @@ BUILTIN_CODECS: dict[str, Codec[Any]] = {
     "text": TextCodec(),
 }
 """The codecs that ship with the core, by name (registered by the built-in plugin)."""
+
+OPTIONAL_CODECS = {"msgpack": "msgspec"}
+"""Codecs that ship with the core but need an extra (name → extra), built on first use."""
+
+
+def builtin_codec(name: str) -> Codec[Any] | None:
+    """The core's codec called ``name``, or ``None`` if the core has none by that name.
+
+    ``msgpack`` is built here on first use, so ``import botstate`` never imports
+    msgspec; without it installed this raises :class:`ConfigError` naming the extra.
+    """
+    codec = BUILTIN_CODECS.get(name) or _optional.get(name)
+    if codec is None and name == "msgpack":
+        from .typed import MsgpackCodec
+
+        codec = _optional.setdefault(name, MsgpackCodec())
+    return codec
+
+
+_optional: dict[str, Codec[Any]] = {}
+
+
+def type_name(tp: Any) -> str:
+    """``Cart`` for a class, the repr (``list[Cart]``) for other type forms."""
+    return tp.__name__ if isinstance(tp, type) and not getattr(tp, "__args__", None) else repr(tp)
+
+
+def for_type(codec: Codec[Any], tp: Any) -> Codec[Any]:
+    """``codec`` turned into one decoding into ``tp`` (``ConfigError`` if it cannot)."""
+    make = getattr(codec, "for_type", None)
+    if not callable(make):
+        raise ConfigError(
+            f"codec {codec.name!r} cannot decode into a type; use codec 'json' or 'msgpack' "
+            "with type="
+        )
+    return make(tp)  # type: ignore[no-any-return]

@@ -4,13 +4,16 @@
 >>> open_storage("sqlite:///bot.db", namespace="mybot", ttl=3600)
 >>> open_storage({"adapter": "redis", "url": "redis://localhost:6379/0"})
 >>> open_storage()          # reads BOTSTATE_STORAGE
+>>> open_storage("redis://localhost/0?codec=msgpack", type=Cart)   # a Storage[Cart]
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
+from urllib.parse import unquote
 
 from .codecs import Codec
 from .contract import StorageAdapter
@@ -23,6 +26,9 @@ __all__ = ["STORAGE_ENV", "open_adapter", "open_storage"]
 
 STORAGE_ENV = "BOTSTATE_STORAGE"
 _STORAGE_OPTIONS = ("namespace", "ttl", "codec", "max_retries")  # for Storage, not the adapter
+_URL_STORAGE_OPTIONS = ("codec",)  # Storage options a URL's query may carry
+
+T = TypeVar("T")
 
 
 def _resolve(
@@ -39,6 +45,9 @@ def _resolve(
         url = merged.pop("url", None)
         if url is not None and not isinstance(url, str):
             raise ConfigError(f"'url' must be a string, not {type(url).__name__}")
+        if url is not None:
+            url, from_url = _storage_options_in_url(url)
+            merged = {**from_url, **merged}
         if name is None and url is None:
             raise ConfigError("storage config needs 'adapter' or 'url'")
         if url is not None:
@@ -57,8 +66,32 @@ def _resolve(
             f"storage spec must be a URL, a name or a mapping, not {type(spec).__name__}"
         )
     if "://" in spec:
-        return adapter_name_for_url(spec), spec, dict(options)
+        url, from_url = _storage_options_in_url(spec)
+        return adapter_name_for_url(url), url, {**from_url, **options}
     return spec, None, dict(options)
+
+
+def _storage_options_in_url(url: str) -> tuple[str, dict[str, str]]:
+    """Split Storage options (``?codec=msgpack``) off a URL; the adapter gets the rest.
+
+    Other query options are left byte for byte as written.
+    """
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url, {}
+    query, hash_sep, fragment = query.partition("#")
+    kept: list[str] = []
+    found: dict[str, str] = {}
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if unquote(key) in _URL_STORAGE_OPTIONS:
+            found[unquote(key)] = unquote(value)
+        else:
+            kept.append(part)
+    if not found:
+        return url, {}
+    rest = "&".join(kept)
+    return base + ("?" + rest if rest else "") + hash_sep + fragment, found
 
 
 def open_adapter(spec: str | Mapping[str, Any] | None = None, **options: Any) -> StorageAdapter:
@@ -94,9 +127,34 @@ def _open(name: str, url: str | None, options: dict[str, Any]) -> StorageAdapter
         raise error from err
 
 
+@overload
 def open_storage(
     spec: str | Mapping[str, Any] | None = None,
     *,
+    type: builtins.type[T],
+    namespace: str | None = None,
+    ttl: TTL = None,
+    codec: str | Codec[Any] | None = None,
+    **options: Any,
+) -> Storage[T]: ...
+
+
+@overload
+def open_storage(
+    spec: str | Mapping[str, Any] | None = None,
+    *,
+    type: object = None,
+    namespace: str | None = None,
+    ttl: TTL = None,
+    codec: str | Codec[Any] | None = None,
+    **options: Any,
+) -> Storage[Any]: ...
+
+
+def open_storage(
+    spec: str | Mapping[str, Any] | None = None,
+    *,
+    type: Any = None,
     namespace: str | None = None,
     ttl: TTL = None,
     codec: str | Codec[Any] | None = None,
@@ -108,14 +166,16 @@ def open_storage(
     >>> open_storage("sqlite:///bot.db", namespace="mybot", ttl=3600)
     >>> open_storage({"adapter": "redis", "url": "redis://localhost:6379/0"})
     >>> open_storage()          # reads BOTSTATE_STORAGE
+    >>> open_storage("redis://localhost/0?codec=msgpack", type=Cart)   # a Storage[Cart]
 
     ``namespace``, ``ttl``, ``codec`` and ``max_retries`` configure the
-    ``Storage``; other keyword options (and other keys of a mapping) go to the
-    adapter. Opening does no I/O: adapters connect on first use.
+    ``Storage`` (``codec`` may also be a URL option); ``type`` makes values
+    decode into that type. Other keyword options (and other keys of a mapping)
+    go to the adapter. Opening does no I/O: adapters connect on first use.
     """
     name, url, opts = _resolve(spec, options)
     settings = {key: opts.pop(key) for key in _STORAGE_OPTIONS if key in opts}
-    explicit = {"namespace": namespace, "ttl": ttl, "codec": codec}
+    explicit = {"namespace": namespace, "ttl": ttl, "codec": codec, "type": type}
     settings.update({key: value for key, value in explicit.items() if value is not None})
     adapter = _open(name, url, opts)
     return Storage(adapter, **settings)

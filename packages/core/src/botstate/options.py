@@ -21,7 +21,19 @@ from typing import Any, TypeAlias
 from .errors import BotstateError, ConfigError, InvalidArgument
 from .urls import REDACTED, is_secret_option
 
-__all__ = ["Choice", "OptionKind", "Seconds", "SecondsOrZero", "coerce_options", "seconds"]
+__all__ = [
+    "MAX_SECONDS",
+    "Choice",
+    "OptionKind",
+    "Seconds",
+    "SecondsOrZero",
+    "coerce_options",
+    "seconds",
+]
+
+
+MAX_SECONDS = 100 * 365.25 * 86400
+"""The longest duration botstate accepts (TTLs included): 100 years, in seconds."""
 
 
 def seconds(
@@ -34,9 +46,10 @@ def seconds(
 ) -> float:
     """Return ``value`` (int, float or ``timedelta``) as float seconds, or raise ``error``.
 
-    The duration must be positive (``>= 0`` with ``zero=True``) and finite
-    (``math.inf`` is allowed with ``forever=True``: "never expires"). Booleans,
-    NaN and other types are refused. ``name`` names the setting in the message.
+    The duration must be positive (``>= 0`` with ``zero=True``) and at most
+    :data:`MAX_SECONDS` (100 years: every backend can store an expiry that far
+    ahead); ``math.inf`` is allowed with ``forever=True`` ("never expires").
+    Booleans, NaN and other types are refused. ``name`` names the setting.
     """
     if isinstance(value, timedelta):
         value = value.total_seconds()
@@ -45,12 +58,21 @@ def seconds(
             f"{name} must be a number of seconds (int, float or timedelta), "
             f"not {type(value).__name__}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range is not FOREVER: refuse it below
+        number = MAX_SECONDS * 2 if value > 0 else -1.0
     low_ok = number >= 0 if zero else number > 0
-    if not low_ok or math.isnan(number) or (number == math.inf and not forever):
+    if not low_ok or math.isnan(number):
         bound = ">= 0" if zero else "positive"
-        finite = "" if forever else " and finite"
-        raise error(f"{name} must be {bound}{finite} seconds, got {value!r}")
+        raise error(f"{name} must be {bound} seconds, got {value!r}")
+    if number == math.inf and forever:
+        return number
+    if number > MAX_SECONDS:
+        instead = " (use FOREVER for no expiry)" if forever else ""
+        raise error(
+            f"{name} must be at most {MAX_SECONDS:.0f} seconds (100 years), got {value!r}{instead}"
+        )
     return number
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .codecs import BUILTIN_CODECS, Codec
+from .codecs import OPTIONAL_CODECS, Codec, builtin_codec
 from .contract import StorageAdapter
 from .errors import AdapterNotFound, ConfigError, InvalidURL, PluginError
 from .urls import redact_url
@@ -247,12 +247,13 @@ def list_adapters() -> list[AdapterInfo]:
 
 
 def get_codec(name: str) -> Codec[Any]:
-    """Return the codec registered as ``name`` (``json``, ``bytes``, ``text`` or a plugin's)."""
-    if name in BUILTIN_CODECS:  # no plugin loading needed for these
-        return BUILTIN_CODECS[name]
+    """The codec registered as ``name``: json, msgpack, bytes, text, or a plugin's."""
+    codec = builtin_codec(name)  # no plugin loading needed for these
+    if codec is not None:
+        return codec
     registry = _get_registry()
     if name not in registry.codecs:
-        known = ", ".join(sorted(registry.codecs))
+        known = ", ".join(sorted({*registry.codecs, *OPTIONAL_CODECS}))
         raise ConfigError(f"unknown codec {name!r} (registered: {known})")
     return registry.codecs[name]
 
@@ -267,11 +268,15 @@ def find_adapter(name: str) -> AdapterInfo:
             raise PluginError(f"storage plugin {name!r} failed to load: {info.error}")
     installed = ", ".join(sorted(registry.adapters)) or "none"
     dist = KNOWN_DISTRIBUTIONS.get(name)
-    hint = (
-        f"install it with: pip install {dist}"
-        if dist
-        else f"look for a distribution named botstate-storage-{name}"
-    )
+    close = _closest(name, registry.adapters)
+    if dist:
+        hint = f"install it with: pip install {dist}"
+    elif _looks_like_path(name):
+        hint = f"for a SQLite file give a URL: 'sqlite:///{name}'"
+    elif close:
+        hint = f"did you mean {close!r}?"
+    else:
+        hint = f"look for a distribution named botstate-storage-{name}"
     allowed = _allow_list()
     if allowed is not None and name not in allowed:
         hint += f" (note: {ALLOW_ENV} limits plugins to {', '.join(sorted(allowed))})"
@@ -294,9 +299,24 @@ def adapter_name_for_url(url: str) -> str:
     if scheme in KNOWN_SCHEMES:
         return KNOWN_SCHEMES[scheme]  # _find() will explain how to install it
     known = ", ".join(sorted(registry.schemes)) or "none"
+    close = _closest(scheme, [*registry.schemes, *KNOWN_SCHEMES])
+    hint = f"; did you mean {close + '://'!r}?" if close else ""
     raise AdapterNotFound(
-        f"no installed adapter serves URL scheme {scheme!r} (known schemes: {known})"
+        f"no installed adapter serves URL scheme {scheme!r} (known schemes: {known}){hint}"
     )
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``word`` is most likely a typo of, if any is close."""
+    import difflib  # only on this error path
+
+    found = difflib.get_close_matches(word.lower(), sorted(set(candidates)), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _looks_like_path(name: str) -> bool:
+    """A file name or path given where an adapter name or URL was expected."""
+    return "/" in name or "\\" in name or name.lower().endswith((".db", ".sqlite", ".sqlite3"))
 
 
 def _allow_list() -> set[str] | None:

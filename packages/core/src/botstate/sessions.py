@@ -8,10 +8,13 @@ Stored values are envelopes ``{"_v": schema version, "_d": data}`` (plus
 ``"_e"``, the fixed expiry, when ``sliding=False``), encoded by the storage's
 codec. Nothing is written when the data did not change, and an untouched
 ``initial()`` is never written. If the handler raises, nothing is saved.
+With ``type=``, ``data`` is decoded into that type after any migrations ran
+on the plain stored data (see :func:`botstate.typed.converter`).
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -24,6 +27,7 @@ from .contract import Version
 from .errors import (
     ConfigError,
     ConflictError,
+    DecodeError,
     MigrationError,
     UnsupportedOperation,
     UsageError,
@@ -111,8 +115,13 @@ class Sessions(Generic[T]):
     """Opens sessions on a :class:`Storage` with defaults, TTL, migrations and isolation.
 
     Args:
-        storage: where sessions live (any adapter; JSON codec recommended).
+        storage: where sessions live (any adapter; JSON codec recommended),
+            opened without ``type=``: it holds envelopes, not bare data.
         initial: factory of the data of a new session (default: ``None``).
+        type: decode ``data`` into this type (dataclass, pydantic model,
+            msgspec Struct, TypedDict…), after migrations; data that does not
+            fit raises :class:`DecodeError` naming the key and the field.
+            Needs ``botstate[msgspec]`` (``botstate[pydantic]`` for a model).
         key: a fixed key, or a function turning the object given to
             :meth:`open` (an update, a context) into a key. Without it,
             ``open()`` takes the key itself.
@@ -136,6 +145,7 @@ class Sessions(Generic[T]):
         storage: Storage[Any],
         *,
         initial: Callable[[], T] | None = None,
+        type: builtins.type[T] | None = None,
         key: str | Callable[[Any], str] | None = None,
         ttl: TTL = None,
         sliding: bool = True,
@@ -164,10 +174,21 @@ class Sessions(Generic[T]):
         if isolation == "distributed" and Capability.ATOMIC not in storage.adapter.capabilities:
             raise UnsupportedOperation(
                 f"isolation='distributed' needs an ATOMIC adapter; "
-                f"{type(storage.adapter).__name__} is not"
+                f"{builtins.type(storage.adapter).__name__} is not"
+            )
+        if storage.type is not None:
+            raise ConfigError(
+                "Sessions stores envelopes: open its storage without type= and pass "
+                f"type= to Sessions instead (storage has type={storage.type!r})"
             )
         self.storage = storage
         self.initial = initial
+        self.type = type
+        self._convert: Callable[[Any], Any] | None = None
+        if type is not None:
+            from .typed import converter
+
+            self._convert = converter(type)
         self.key = key
         self.ttl = None if ttl is None else seconds(ttl, "ttl", forever=True, error=ConfigError)
         self.sliding = sliding
@@ -263,7 +284,9 @@ class Sessions(Generic[T]):
             # Snapshot initial() so an untouched new session is not written.
             session._snapshot = None if data is None else self.storage.encode(session.key, data)
         else:
-            data = self._unwrap(session, self.storage.decode(session.key, raw))
+            data = self._typed(
+                session.key, self._unwrap(session, self.storage.decode(session.key, raw))
+            )
             session._exists = True
             session._raw = raw
         session._data = data
@@ -293,6 +316,15 @@ class Sessions(Generic[T]):
                     f"migration to version {step} failed for session {session.key!r}: {err}"
                 ) from err
         return data  # type: ignore[no-any-return]
+
+    def _typed(self, key: str, data: Any) -> T:
+        """``data`` (plain, migrated) decoded into ``type``; unchanged without a type."""
+        if self._convert is None or data is None:
+            return data  # type: ignore[no-any-return]
+        try:
+            return self._convert(data)  # type: ignore[no-any-return]
+        except ValueError as err:
+            raise DecodeError(f"session {key!r}: {err}", key) from err
 
     def _pending_write(
         self, session: Session[T]
@@ -357,7 +389,12 @@ class Sessions(Generic[T]):
             # Only session envelopes: lock entries and foreign values are not sessions.
             if not (isinstance(stored, dict) and _V in stored and _D in stored):
                 return None
-            return callback(key, stored[_D])
+            try:
+                data = self._typed(key, stored[_D])
+            except DecodeError as err:
+                logger.warning("expired session %r does not fit its type: %s", key, err)
+                return None
+            return callback(key, data)
 
         return self.storage.on_expire(relay)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import inspect
 import logging
 import math
@@ -10,11 +11,11 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Generic, TypeAlias, TypeVar, cast
+from typing import Any, Generic, TypeAlias, TypeVar, cast, overload
 
 from .capabilities import Capability
 from .clock import Clock, system_clock
-from .codecs import Codec
+from .codecs import Codec, for_type, type_name
 from .contract import ExpiryEvent, StorageAdapter
 from .errors import (
     ConfigError,
@@ -55,8 +56,28 @@ class Storage(Generic[T]):
     ``namespace + ":"``; values go through ``codec`` (JSON by default). ``ttl``
     arguments are seconds (or ``timedelta``): ``None`` means the storage's
     default TTL and :data:`FOREVER` means no expiry.
+
+    With ``type`` (a dataclass, pydantic model, msgspec Struct, TypedDict,
+    enum, ``list[Cart]``, …) values are decoded into that type, and a value
+    that does not fit raises :class:`~botstate.errors.DecodeError` naming the
+    key and the field; the codec (``json`` or ``msgpack``) is the wire format.
+    See :mod:`botstate.typed`.
     """
 
+    @overload
+    def __init__(
+        self: Storage[T],
+        adapter: StorageAdapter,
+        *,
+        type: builtins.type[T],
+        namespace: str | None = None,
+        ttl: TTL = None,
+        codec: Codec[Any] | str = "json",
+        clock: Clock = system_clock,
+        max_retries: int = 100,
+    ) -> None: ...
+
+    @overload
     def __init__(
         self,
         adapter: StorageAdapter,
@@ -64,13 +85,32 @@ class Storage(Generic[T]):
         namespace: str | None = None,
         ttl: TTL = None,
         codec: Codec[T] | str = "json",
+        type: object = None,
+        clock: Clock = system_clock,
+        max_retries: int = 100,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        adapter: StorageAdapter,
+        *,
+        namespace: str | None = None,
+        ttl: TTL = None,
+        codec: Codec[Any] | str = "json",
+        type: Any = None,
         clock: Clock = system_clock,
         max_retries: int = 100,
     ) -> None:
         if isinstance(codec, str):
-            codec = cast("Codec[T]", get_codec(codec))
+            codec = get_codec(codec)
+        if type is not None:
+            codec = for_type(codec, type)
         self.adapter = adapter
         self.codec: Codec[T] = codec
+        # A typed codec (one offering for_type) says which type it decodes into.
+        declared = getattr(codec, "type", None) if hasattr(codec, "for_type") else None
+        self.type: Any = None if declared is Any else declared
+        """The type values are decoded into, or ``None`` for plain decoded data."""
         self.namespace = validate_namespace(namespace)
         self.default_ttl = (
             None if ttl is None else seconds(ttl, "ttl", forever=True, error=ConfigError)
@@ -144,9 +184,15 @@ class Storage(Generic[T]):
         return await self.adapter.delete(self.full_key(key))
 
     async def ttl(self, key: str) -> float | None:
-        """Remaining seconds before ``key`` expires; ``None`` if it never expires or is absent."""
-        expires_at = await self.adapter.get_expiry(self.full_key(key))
-        return None if expires_at is None else max(0.0, expires_at - self.clock())
+        """Remaining seconds before ``key`` expires.
+
+        :data:`FOREVER` (``math.inf``) if it never expires, ``None`` if it is absent.
+        """
+        full = self.full_key(key)
+        expires_at = await self.adapter.get_expiry(full)
+        if expires_at is None:
+            return FOREVER if await self.adapter.has(full) else None
+        return max(0.0, expires_at - self.clock())
 
     # -- batches ----------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
@@ -292,9 +338,10 @@ class Storage(Generic[T]):
         await self.close()
 
     def __repr__(self) -> str:
+        typed = "" if self.type is None else f", type={type_name(self.type)}"
         return (
             f"Storage({self.adapter!r}, namespace={self.namespace!r}, "
-            f"ttl={self.default_ttl!r}, codec={self.codec.name!r})"
+            f"ttl={self.default_ttl!r}, codec={self.codec.name!r}{typed})"
         )
 
 

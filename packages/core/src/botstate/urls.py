@@ -116,8 +116,10 @@ def parse_url(url: str) -> StorageURL:
 
 def _parse_host(part: str, url: str) -> tuple[str, int | None]:
     if part.startswith("["):
-        host, _, after = part[1:].partition("]")
-        port_text = after[1:] if after.startswith(":") else ""
+        host, bracket, after = part[1:].partition("]")
+        if not bracket or not host or (after and not after.startswith(":")):
+            raise InvalidURL(f"bad IPv6 host in {_safe(url)!r} (write it as [address]:port)")
+        port_text = after[1:]
     else:
         host, _, port_text = part.partition(":")
     if not port_text:

@@ -13,7 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from botstate import Capability, ConfigError, StorageUnavailable
-from botstate.adapter import BaseAdapter, Version, int_version, redact_secrets, redact_url
+from botstate.adapter import (
+    BaseAdapter,
+    Version,
+    int_version,
+    parse_url,
+    redact_secrets,
+    redact_url,
+)
 
 from ._config import KVConfig, config_from_url
 from ._errors import DRIVER_ERRORS, error_code, translate
@@ -92,6 +99,8 @@ class DynamoDBAdapter(BaseAdapter):
         self._redact = functools.partial(
             redact_secrets, url=config.endpoint_url, secrets=config.secrets
         )
+        endpoint = parse_url(config.endpoint_url) if config.endpoint_url else None
+        self.hide_in_logs([*config.secrets, endpoint.password if endpoint else None])
         self._executor = ThreadPoolExecutor(
             max_workers=config.max_pool_connections,
             thread_name_prefix=f"botstate-kv:{config.table}",

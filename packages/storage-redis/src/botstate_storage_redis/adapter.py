@@ -131,6 +131,7 @@ class RedisAdapter(BaseAdapter):
         else:
             target, self.options = parse_target(url, options)
             self._secrets = (target.password,) if target.password else ()
+            self.hide_in_logs(self._secrets)
             self._client = _make_client(target, self.options)
             self._owns_client = True if close_client is None else close_client
             self._cluster = target.kind == "cluster"

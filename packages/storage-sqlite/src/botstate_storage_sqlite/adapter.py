@@ -1,16 +1,13 @@
-"""The SQLite adapter: one aiosqlite connection, group-committed writes, TTL purge."""
+"""The SQLite adapter: sqlite3 on daemon worker threads, group-committed writes, TTL purge."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
-import threading
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
-
-import aiosqlite
 
 from botstate import (
     BotstateError,
@@ -26,6 +23,7 @@ from botstate.adapter import BaseAdapter, Clock, ExpiryEvent, Version, int_versi
 from . import writer as w
 from .config import SqliteConfig
 from .schema import Statements, is_busy, prepare
+from .worker import Worker
 
 __all__ = ["SqliteAdapter"]
 
@@ -61,9 +59,11 @@ class SqliteAdapter(BaseAdapter):
     ``busy_timeout`` (seconds, 5), ``purge_interval`` (seconds, 5; 0 = only on
     open and on :meth:`purge`), and ``clock`` for tests.
 
-    The connections open on first use: one for reads (which never return
-    expired rows) and, for files, another for group-committed write batches
-    (see :mod:`.writer`), so reads never queue behind a write waiting for a lock.
+    The connections open on first use, each on its own daemon thread (see
+    :mod:`.worker`): one for reads (which never return expired rows) and, for
+    files, another for group-committed write batches (see :mod:`.writer`), so
+    reads never queue behind a write waiting for a lock. Any event loop may
+    use the adapter; the purge task follows the loop in use.
     Expired rows are deleted on open and by a background task, and each one
     is reported once to ``on_expire`` subscribers of the process that deleted it.
     ``transactions`` and ``writes`` count committed write batches and their ops.
@@ -78,8 +78,8 @@ class SqliteAdapter(BaseAdapter):
         if config.in_memory:
             self.capabilities = _MEMORY_CAPABILITIES
         self._sql = Statements.for_config(config)
-        self._db: aiosqlite.Connection | None = None  # reads
-        self._writer_db: aiosqlite.Connection | None = None  # group-commit batches
+        self._db: Worker | None = None  # reads
+        self._writer_db: Worker | None = None  # group-commit batches
         self._opening: asyncio.Lock | None = None
         self._purger: asyncio.Task[None] | None = None
         self._writer = w.GroupCommit(self._run_batch, self._wrap)
@@ -109,10 +109,18 @@ class SqliteAdapter(BaseAdapter):
         return self._writer.writes
 
     # -- connection -------------------------------------------------------
-    async def _open(self) -> aiosqlite.Connection:
-        if self._db is not None:
-            return self._db
+    async def _reader(self) -> Worker:
+        """The read connection, opened on first use; restarts the purger on a new loop."""
         self.check_open()
+        db = self._db
+        if db is None:
+            return await self._open()
+        purger = self._purger
+        if purger is not None and purger.done():
+            self._start_purger()  # its event loop ended (asyncio.run returned): follow this one
+        return db
+
+    async def _open(self) -> Worker:
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
@@ -126,14 +134,12 @@ class SqliteAdapter(BaseAdapter):
         writer = await self._dial()
         reader = writer
         try:
-            self.journal_mode = await writer._execute(  # type: ignore[no-untyped-call]
-                prepare, writer._conn, self.config, self._sql
-            )
+            self.journal_mode = await writer.call(prepare, self.config, self._sql)
             if not self.config.in_memory:
                 # Reads get their own connection and thread, so they never queue
                 # behind a write batch that waits for another process's lock.
                 reader = await self._dial()
-                await reader.execute("PRAGMA query_only = 1")
+                await reader.call(_execute, "PRAGMA query_only = 1", ())
         except BaseException as err:
             await _close_all(writer, reader)
             if isinstance(err, BotstateError):
@@ -156,27 +162,38 @@ class SqliteAdapter(BaseAdapter):
             await self._purge()
         except StorageError as err:  # the periodic purge will try again
             logger.warning("purge on open of %s failed: %s", where, err)
+        self._start_purger()
+
+    def _start_purger(self) -> None:
         if self.config.purge_interval and not self._closed:
             self._purger = asyncio.get_running_loop().create_task(
                 self._purge_forever(), name="botstate-sqlite-purge"
             )
 
-    async def _dial(self) -> aiosqlite.Connection:
-        db = aiosqlite.connect(
-            self.config.path, isolation_level=None, timeout=self.config.busy_timeout
+    async def _dial(self) -> Worker:
+        db = Worker(
+            self.config.path,
+            timeout=self.config.busy_timeout,
+            name=f"botstate-sqlite:{self.config.table}",
         )
         try:
-            return await db
-        except BaseException as err:
-            # On any failure, cancellation or timeout included, aiosqlite stops its
-            # worker without waiting for it; let it finish while this loop still runs,
-            # or it reports to a closed loop from its thread ("Event loop is closed").
-            await _join_worker(db)
-            if isinstance(err, sqlite3.Error):
-                raise StorageUnavailable(
-                    f"cannot open SQLite database {self._where()}: {err}"
-                ) from err
-            raise
+            await db.open()
+        except sqlite3.Error as err:
+            raise StorageUnavailable(
+                f"cannot open SQLite database {self._where()}: {err}{self._open_hint()}"
+            ) from err
+        return db
+
+    def _open_hint(self) -> str:
+        """What to do about a file that cannot be opened, when the cause is visible."""
+        if self.config.in_memory:
+            return ""
+        folder = os.path.dirname(os.path.abspath(self.config.path))
+        if not os.path.isdir(folder):
+            return f" (the directory {folder!r} does not exist: create it first)"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f" (the directory {folder!r} is not writable by this process)"
+        return ""
 
     def _where(self) -> str:
         return f"{self.config.path!r} (table {self.config.table!r})"
@@ -185,12 +202,8 @@ class SqliteAdapter(BaseAdapter):
         db = self._writer_db
         if db is None:
             raise StorageUnavailable(f"{self!r} is closed")
-        # One call on aiosqlite's worker thread for the whole batch (its public
-        # API would cost a thread hop per statement).
-        results: list[Any] = await db._execute(  # type: ignore[no-untyped-call]
-            w.run_batch, db._conn, self._sql, ops, self.config.busy_timeout
-        )
-        return results
+        # One call on the writer thread for the whole batch, not a hop per statement.
+        return await db.call(w.run_batch, self._sql, ops, self.config.busy_timeout)
 
     def _wrap(self, err: BaseException, doing: str = "write") -> BaseException:
         """The botstate error a caller sees for a driver (or aiosqlite) exception."""
@@ -218,21 +231,20 @@ class SqliteAdapter(BaseAdapter):
         return StorageUnavailable(f"SQLite {doing} on {self._where()} failed: {err}")
 
     async def _fetch(self, sql: str, params: Sequence[Any], doing: str) -> list[Any]:
-        db = self._db or await self._open()
+        db = await self._reader()
         try:
-            return await db.execute_fetchall(sql, params)  # type: ignore[return-value]
+            return await db.call(_fetchall, sql, params)
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, doing) from err
 
     async def _write(self, fn: w.OpFn, args: tuple[Any, ...], savepoint: bool = False) -> Any:
-        if self._db is None:
-            await self._open()
+        await self._reader()  # opens, and refuses new writes once close() began
         return await self._writer.submit(fn, args, savepoint)
 
     # -- expiry -----------------------------------------------------------
     async def purge(self) -> int:
         """Delete expired rows now, reporting each to ``on_expire``; return how many."""
-        await self._open()
+        await self._reader()
         return await self._purge()
 
     async def _purge(self) -> int:
@@ -263,9 +275,9 @@ class SqliteAdapter(BaseAdapter):
 
     # -- the contract -----------------------------------------------------
     async def get(self, key: str) -> bytes | None:
-        db = self._db or await self._open()
+        db = await self._reader()
         try:  # inlined _fetch: the hottest path
-            rows = await db.execute_fetchall(self._sql.get, (key, self.clock()))
+            rows = await db.call(_fetchall, self._sql.get, (key, self.clock()))
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, "get") from err
         for row in rows:
@@ -371,24 +383,18 @@ class SqliteAdapter(BaseAdapter):
         return {"path": self.config.path, "table": self.config.table}
 
 
-async def _close_all(*connections: aiosqlite.Connection | None) -> None:
+async def _close_all(*connections: Worker | None) -> None:
     for db in dict.fromkeys(connections):
-        if db is None:
-            continue
-        try:
+        if db is not None:
             await db.close()
-        except (sqlite3.Error, ValueError) as err:
-            logger.warning("closing a SQLite connection failed: %s", err)
 
 
-async def _join_worker(db: aiosqlite.Connection, limit: float = 1.0) -> None:
-    """Wait (up to ``limit`` seconds) until ``db``'s stopped worker thread has exited."""
-    thread = getattr(db, "_thread", None)
-    if not isinstance(thread, threading.Thread) or not thread.ident:
-        return  # never started
-    deadline = time.monotonic() + limit
-    while thread.is_alive() and time.monotonic() < deadline:
-        await asyncio.sleep(0.002)
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> None:
+    conn.execute(sql, params)
 
 
 def _scan_params(start: str, upper: str | None, now: float) -> tuple[Any, ...]:

@@ -8,7 +8,7 @@ One data table per adapter (``table`` option, default ``botstate``)::
         expires_at REAL,                        -- absolute UNIX seconds, NULL = never
         version    INTEGER NOT NULL             -- changes on every write (compare-and-set)
     );
-    CREATE INDEX botstate_expires_at ON botstate (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX "botstate~expires_at" ON botstate (expires_at) WHERE expires_at IS NOT NULL;
 
 and one shared row per data table in ``botstate_meta(name, schema_version)``,
 so a later release can migrate old files and an older release refuses a newer
@@ -118,8 +118,10 @@ class Statements:
                 f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY NOT NULL, "
                 "value BLOB NOT NULL, expires_at REAL, version INTEGER NOT NULL)"
             ),
+            # "~" cannot occur in a table name, so no table's index can take another
+            # table's name (0.1 named it "<table>_expires_at": table=bot_expires_at collided).
             create_index=(
-                f'CREATE INDEX IF NOT EXISTS "{config.table}_expires_at" ON {t} (expires_at) '
+                f'CREATE INDEX IF NOT EXISTS "{config.table}~expires_at" ON {t} (expires_at) '
                 "WHERE expires_at IS NOT NULL"
             ),
         )
@@ -258,8 +260,17 @@ def _create_or_check(conn: sqlite3.Connection, sql: Statements) -> None:
             f"table {table!r} already exists with columns {sorted(columns)}, which is not a "
             "botstate table; choose another name with the 'table' option"
         )
-    conn.execute(sql.create_table)
-    conn.execute(sql.create_index)
+    try:
+        conn.execute(sql.create_table)
+        conn.execute(sql.create_index)
+    except sqlite3.OperationalError as err:
+        if "already" not in str(err):
+            raise
+        # Another object (an index or view of another program, or a 0.1 index named
+        # "<table>_expires_at") holds the name: retrying can never succeed.
+        raise ConfigError(
+            f"cannot create table {table!r}: {err}; choose another name with the 'table' option"
+        ) from err
     conn.execute(
         f"INSERT INTO {META_TABLE} (name, schema_version) VALUES (?, ?)", (table, SCHEMA_VERSION)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import secrets
 import sys
 import time
@@ -173,7 +174,8 @@ async def cmd_get(args: argparse.Namespace, ctx: Context) -> int:
         if note:
             ctx.out.note(f"({note})")
     if args.ttl:
-        ctx.out.note("ttl: never expires" if ttl is None else f"ttl: {ttl:.1f}s")
+        never = ttl is None or ttl == math.inf  # None: deleted between the two calls
+        ctx.out.note("ttl: never expires" if never else f"ttl: {ttl:.1f}s")
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import pytest_asyncio
 from ..capabilities import Capability
 from ..contract import ExpiryEvent, StorageAdapter
 from ..errors import StorageUnavailable, UnsupportedOperation, ValueTooLarge
+from ..options import MAX_SECONDS
 from ..storage import Storage
 
 __all__ = ["AdapterSuite"]
@@ -170,6 +171,20 @@ class AdapterSuite:
         assert got is not None and abs(got - at) < 0.01
         assert await adapter.get_expiry(ns + "p") is None
         assert await adapter.get_expiry(ns + "absent") is None
+
+    @asyncio_test
+    async def test_expiry_as_far_as_max_seconds(self, adapter: StorageAdapter, ns: str) -> None:
+        """Every adapter stores an expiry up to ``MAX_SECONDS`` (100 years) ahead."""
+        at = time.time() + MAX_SECONDS
+        await adapter.set(ns + "far", b"v", expires_at=at)
+        await adapter.set_many({ns + "far2": b"w"}, expires_at=at)
+        assert await adapter.get(ns + "far") == b"v"
+        assert await adapter.get_many([ns + "far2"]) == {ns + "far2": b"w"}
+        try:
+            got = await adapter.get_expiry(ns + "far")
+        except UnsupportedOperation:
+            return
+        assert got is not None and abs(got - at) < 1.0
 
     # -- batches ----------------------------------------------------------
     @asyncio_test

@@ -1,0 +1,132 @@
+"""One ``sqlite3`` connection owned by one daemon thread, called from any event loop.
+
+The adapter needs three things a general asyncio wrapper does not give through
+a public API: running a whole function (a group-commit batch) on the
+connection's thread, a thread that never keeps the process alive (a bot that
+crashes without closing its storage must still exit; every acknowledged write
+is already committed), and results delivered to whichever event loop called
+(one storage used by two successive ``asyncio.run()`` calls). So the adapter
+keeps its own small worker instead of reaching into a wrapper's internals.
+
+Calls run one at a time, in submission order. A caller that is cancelled stops
+waiting; the call itself still runs (a write may commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["Worker"]
+
+T = TypeVar("T")
+
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+_STOP = None
+
+
+class Worker:
+    """A daemon thread with one ``sqlite3.Connection``; :meth:`call` runs ``fn(conn, *args)``."""
+
+    def __init__(self, path: str, *, timeout: float, name: str) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._conn: sqlite3.Connection | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+
+    async def open(self) -> None:
+        """Start the thread and connect; ``sqlite3.Error`` if the file cannot be opened."""
+        self._thread.start()
+        try:
+            await self.call(_noop)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` on the worker thread and return its result."""
+        if self._stopped:
+            raise ValueError("the SQLite connection is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, args, loop, future))
+        return await future
+
+    async def close(self) -> None:
+        """Finish the calls already queued, close the connection and end the thread."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if not self._thread.is_alive():
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._jobs.put((_noop, (), loop, done))  # resolved once every earlier call ran
+        self._jobs.put(_STOP)
+        await done
+        await asyncio.to_thread(self._thread.join, 5.0)
+
+    def _serve(self) -> None:
+        try:
+            self._conn = sqlite3.connect(
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as err:
+            self._fail_all(err)
+            return
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is _STOP:
+                    return
+                fn, args, loop, future = job
+                try:
+                    result = fn(self._conn, *args)
+                except BaseException as err:  # delivered to the caller, like a result
+                    _deliver(loop, future, None, err)
+                else:
+                    _deliver(loop, future, result, None)
+        finally:
+            self._conn.close()
+
+    def _fail_all(self, err: BaseException) -> None:
+        """The connection could not be opened: fail every queued call (and later ones)."""
+        self._stopped = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _STOP:
+                _deliver(job[2], job[3], None, err)
+
+
+def _noop(conn: sqlite3.Connection) -> None:
+    return None
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    result: Any,
+    error: BaseException | None,
+) -> None:
+    # A RuntimeError means the caller's event loop is closed: nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return  # the caller was cancelled
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
