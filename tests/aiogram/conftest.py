@@ -14,6 +14,21 @@ from botstate.storage import Storage
 from botstate_aiogram import BotstateStorage
 
 BACKENDS = ("memory", "sqlite", "redis")
+_SUITE_RESULTS = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def suite_results(request: pytest.FixtureRequest) -> list[str]:
+    """Lines about aiogram's own suite, printed at the end of the run."""
+    return request.config.stash.setdefault(_SUITE_RESULTS, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_SUITE_RESULTS, [])
+    if lines:
+        terminalreporter.section("aiogram's own tests against BotstateStorage")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -20,8 +20,8 @@ from botstate.errors import (
     EncodeError,
     InvalidArgument,
 )
-from botstate.storage import Storage
-from botstate_aiogram import BotstateStorage, DataNotDict
+from botstate.storage import FOREVER, Storage
+from botstate_aiogram import BotstateKeyBuilder, BotstateStorage, DataNotDict
 from botstate_storage_memory import MemoryAdapter
 
 KEY = StorageKey(bot_id=42, chat_id=-100, user_id=7)
@@ -179,10 +179,18 @@ async def test_key_builder_semantics(botstate_storage: Storage[Any]) -> None:
             "p|1|2|3|scene|state",
         ]
     )
-    # aiogram's default builder refuses a destiny it is not configured for (its own ValueError)
+
+    # The default builder: aiogram's names for the default destiny, other destinies (scenes)
+    # before the part, where aiogram's DefaultKeyBuilder() raises its own ValueError.
     plain = BotstateStorage(botstate_storage)
+    await plain.set_state(StorageKey(bot_id=1, chat_id=2, user_id=3, thread_id=4), "t")
+    await plain.set_state(StorageKey(bot_id=1, chat_id=2, user_id=3, destiny="scenes_history"), "h")
+    assert await botstate_storage.get("fsm:2:4:3:state") == "t"
+    assert await botstate_storage.get("fsm:2:3:scenes_history:state") == "h"
+    assert BotstateKeyBuilder(with_destiny=True).build(keys[0], "data") == "fsm:2:3:default:data"
+    strict = BotstateStorage(botstate_storage, key_builder=DefaultKeyBuilder())
     with pytest.raises(ValueError, match="with_destiny"):
-        await plain.get_state(keys[4])
+        await strict.get_state(keys[4])
 
 
 async def test_state_and_data_ttl_on_a_manual_clock() -> None:
@@ -214,7 +222,7 @@ async def test_ttl_none_uses_the_storage_default() -> None:
     assert await storage.ttl("fsm:-100:7:state") == 30
     forever = BotstateStorage(storage, state_ttl=float("inf"))
     await forever.set_state(KEY, "s")
-    assert await storage.ttl("fsm:-100:7:state") is None
+    assert await storage.ttl("fsm:-100:7:state") == FOREVER
 
 
 @pytest.mark.parametrize(
@@ -225,6 +233,24 @@ async def test_ttl_none_uses_the_storage_default() -> None:
 def test_bad_settings_are_config_errors(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         BotstateStorage("memory://", **kwargs)
+
+
+def test_typed_storage_is_refused() -> None:
+    from botstate.opening import open_storage
+
+    with pytest.raises(ConfigError, match="without type="):
+        BotstateStorage(open_storage("memory://", type=dict[str, int]))
+
+
+async def test_msgpack_codec_keeps_datetimes_and_int_keys(tmp_path: Any) -> None:
+    pytest.importorskip("msgspec")
+    from datetime import datetime, timezone
+
+    fsm = BotstateStorage.from_url(f"sqlite:///{tmp_path / 'm.db'}", codec="msgpack")
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    await fsm.set_data(KEY, {"when": when, "votes": {1: "yes"}})
+    assert await fsm.get_data(KEY) == {"when": when, "votes": {1: "yes"}}
+    await fsm.close()
 
 
 def test_bad_storage_argument() -> None:

@@ -15,12 +15,14 @@
 
 from .__about__ import __version__
 from .isolation import BotstateEventIsolation
+from .keys import BotstateKeyBuilder
 from .middleware import SessionMiddleware
 from .migrate import ImportReport, import_redis_storage
 from .storage import BotstateStorage, DataNotDict
 
 __all__ = [
     "BotstateEventIsolation",
+    "BotstateKeyBuilder",
     "BotstateStorage",
     "DataNotDict",
     "ImportReport",

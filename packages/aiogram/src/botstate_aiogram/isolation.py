@@ -6,12 +6,13 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder, KeyBuilder, StorageKey
+from aiogram.fsm.storage.base import BaseEventIsolation, KeyBuilder, StorageKey
 from botstate.errors import ConfigError
 from botstate.options import seconds
 from botstate.storage import Storage
 
 from ._lock_compat import storage_lock
+from .keys import BotstateKeyBuilder
 
 __all__ = ["BotstateEventIsolation"]
 
@@ -44,7 +45,7 @@ class BotstateEventIsolation(BaseEventIsolation):
         if not isinstance(storage, Storage):
             raise ConfigError(f"storage must be a botstate Storage, not {type(storage).__name__}")
         self.storage = storage
-        self.key_builder: KeyBuilder = key_builder or DefaultKeyBuilder()
+        self.key_builder: KeyBuilder = key_builder or BotstateKeyBuilder()
         self.ttl = seconds(ttl, "ttl", error=ConfigError)
         self.timeout = seconds(timeout, "timeout", zero=True, error=ConfigError)
 

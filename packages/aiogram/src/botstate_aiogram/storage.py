@@ -9,7 +9,6 @@ from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import (
     BaseStorage,
-    DefaultKeyBuilder,
     KeyBuilder,
     StateType,
     StorageKey,
@@ -20,6 +19,7 @@ from botstate.options import seconds
 from botstate.storage import FOREVER, TTL, Storage
 
 from .isolation import BotstateEventIsolation
+from .keys import BotstateKeyBuilder
 
 __all__ = ["BotstateStorage", "DataNotDict"]
 
@@ -46,20 +46,22 @@ class BotstateStorage(BaseStorage):
     >>> dp = Dispatcher(storage=storage, events_isolation=storage.create_isolation())
 
     Each aiogram :class:`StorageKey` gets two botstate keys, named by
-    ``key_builder`` (aiogram's :class:`DefaultKeyBuilder` unless given, so the
-    names are the ones aiogram's ``RedisStorage`` uses): ``<...>:state`` holds
-    the state name (a string) and ``<...>:data`` the data dict. A ``None``
-    state and empty data are deleted, not stored.
+    ``key_builder``: ``<...>:state`` holds the state name (a string) and
+    ``<...>:data`` the data dict. A ``None`` state and empty data are deleted,
+    not stored. The default :class:`BotstateKeyBuilder` names keys as aiogram's
+    ``DefaultKeyBuilder`` (so as aiogram's ``RedisStorage``: ``fsm:<chat>:<user>:state``)
+    and also accepts the destinies scenes use.
 
     Args:
         storage: a botstate ``Storage``, a storage URL (``"redis://..."``,
             ``"sqlite:///bot.db"``) or a config mapping (``{"adapter": ...}``),
-            as :func:`botstate.open_storage` takes. A storage opened here from a
+            as :func:`botstate.open_storage` takes; without ``type=`` (any
+            codec: ``codec="msgpack"`` keeps datetimes and bytes in data). A storage opened here from a
             URL or mapping is closed by :meth:`close` (aiogram calls it on
             shutdown); a ``Storage`` you pass stays yours to close.
-        key_builder: turns a ``StorageKey`` into key names; keep the one your
-            bot used with aiogram's storages (``with_bot_id``, ``with_destiny``,
-            ``prefix``...) to read its data.
+        key_builder: turns a ``StorageKey`` into key names. To read data an
+            aiogram ``RedisStorage`` wrote, keep its settings (``prefix``,
+            ``with_bot_id``, ...), e.g. ``BotstateKeyBuilder(with_bot_id=True)``.
         state_ttl / data_ttl: seconds (or ``timedelta``) a state / data entry
             lives after each write; ``None`` uses the storage's default TTL
             (none unless the storage was opened with ``ttl=``).
@@ -88,11 +90,16 @@ class BotstateStorage(BaseStorage):
                 "storage must be a botstate Storage, a URL or a config mapping, "
                 f"not {type(storage).__name__}"
             )
+        if self.storage.type is not None:
+            raise ConfigError(
+                "BotstateStorage keeps a state name and a data dict per key; give it a Storage "
+                f"without type= (this one decodes into {self.storage.type!r})"
+            )
         if key_builder is not None and not isinstance(key_builder, KeyBuilder):
             raise ConfigError(
                 f"key_builder must be an aiogram KeyBuilder, not {type(key_builder).__name__}"
             )
-        self.key_builder: KeyBuilder = key_builder or DefaultKeyBuilder()
+        self.key_builder: KeyBuilder = key_builder or BotstateKeyBuilder()
         self.state_ttl = _ttl(state_ttl, "state_ttl")
         self.data_ttl = _ttl(data_ttl, "data_ttl")
 
