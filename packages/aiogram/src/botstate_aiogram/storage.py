@@ -196,7 +196,7 @@ class BotstateStorage(BaseStorage):
         storage_key = self.key_builder.build(key, "data")
 
         def merge(old: Any) -> dict[str, Any] | None:
-            merged = _stored_dict(storage_key, old)
+            merged = dict(_stored_dict(storage_key, old))  # fn may run again on a conflict
             merged.update(patch)
             return merged or None  # empty data is not stored
 
@@ -227,10 +227,11 @@ def _as_dict(data: object) -> dict[str, Any]:
 
 
 def _stored_dict(storage_key: str, value: object) -> dict[str, Any]:
+    """The decoded data (a fresh object per read: no copy needed), checked to be a dict."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise DecodeError(
             f"FSM data under {storage_key!r} is a {type(value).__name__}, not a dict", storage_key
         )
-    return dict(value)
+    return value
