@@ -74,7 +74,9 @@ class RecordingSession(BaseSession):
 _update_ids = itertools.count(1)
 
 
-def message_update(chat_id: int, user_id: int, text: str, *, thread_id: int | None = None) -> Update:
+def message_update(
+    chat_id: int, user_id: int, text: str, *, thread_id: int | None = None
+) -> Update:
     """An ``Update`` with a text message from ``user_id`` in ``chat_id``."""
     update_id = next(_update_ids)
     return Update(

@@ -106,7 +106,9 @@ def _run_suite(tests_root: Path, url: str, tmp_path: Path) -> dict[str, int]:
         pytest.fail(f"aiogram's suite did not run:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     suite = ET.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]
-    counts = {name: int(suite.get(name, "0")) for name in ("tests", "failures", "errors", "skipped")}
+    counts = {
+        name: int(suite.get(name, "0")) for name in ("tests", "failures", "errors", "skipped")
+    }
     counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
     assert counts["failures"] == counts["errors"] == 0, done.stdout[-6000:]
     opened = re.search(r"botstate-aiogram-suite: (\d+) BotstateStorage opened", done.stdout)

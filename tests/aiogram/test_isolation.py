@@ -17,6 +17,7 @@ from botstate.errors import ConfigError, ConflictError
 from botstate.storage import Storage
 from botstate_aiogram import BotstateEventIsolation, BotstateStorage
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = StorageKey(bot_id=42, chat_id=1, user_id=1)
 OTHER = StorageKey(bot_id=42, chat_id=2, user_id=2)
 
@@ -145,7 +146,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
 
 
 @pytest.mark.slow
-async def test_excludes_another_process(
+def test_excludes_another_process(
     backend: str, storage_url: str, namespace: str, open_botstate: Callable[[], Storage[Any]]
 ) -> None:
     """A handler in another process holds the key (for longer than the lease ttl, which is
@@ -157,21 +158,28 @@ async def test_excludes_another_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=ROOT,
     )
-    assert proc.stdout is not None
-    line = await asyncio.to_thread(proc.stdout.readline)
-    assert line.startswith("locked"), proc.stderr.read() if proc.stderr else ""
-    storage = open_botstate()
     try:
-        isolation = BotstateStorage(storage).create_isolation(timeout=60)
-        async with isolation.lock(KEY):
-            got = time.time()
-        out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("locked"), proc.stderr.read() if proc.stderr else ""
+
+        async def take() -> float:
+            storage = open_botstate()
+            try:
+                isolation = BotstateStorage(storage).create_isolation(timeout=60)
+                async with isolation.lock(KEY):
+                    return time.time()
+            finally:
+                await storage.close()
+
+        got = asyncio.run(take())
+        out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         unlocking = float(out.split()[-1])
         assert got >= unlocking - 0.05  # not before the other process let go (ttl=1 < 2.5s held)
     finally:
-        await storage.close()
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()

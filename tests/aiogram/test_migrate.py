@@ -62,9 +62,7 @@ async def test_import_then_read_through_botstate_storage(
     redis_db: str, tmp_path: Path, target_kind: str, redis_server: Any
 ) -> None:
     await fill(redis_db)
-    target_url = (
-        f"sqlite:///{tmp_path / 'bot.db'}" if target_kind == "sqlite" else redis_server.url
-    )
+    target_url = f"sqlite:///{tmp_path / 'bot.db'}" if target_kind == "sqlite" else redis_server.url
     namespace = f"mig{uuid.uuid4().hex[:6]}"
     target = open_storage(target_url, namespace=namespace)
     try:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from aiogram.fsm.storage.base import StorageKey
+
 from botstate_aiogram import BotstateStorage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -89,9 +89,7 @@ async def test_update_data_never_loses_a_concurrent_field(
     second = open_botstate() if backend != "memory" else first
     fsms = [BotstateStorage(first), BotstateStorage(second)]
     try:
-        await asyncio.gather(
-            *(fsms[i % 2].update_data(KEY, {f"field{i}": i}) for i in range(50))
-        )
+        await asyncio.gather(*(fsms[i % 2].update_data(KEY, {f"field{i}": i}) for i in range(50)))
         assert await fsms[0].get_data(KEY) == {f"field{i}": i for i in range(50)}
     finally:
         await first.close()
@@ -154,7 +152,10 @@ async def test_typed_dict_and_mapping_data(fsm: BotstateStorage) -> None:
 async def test_key_builder_semantics(botstate_storage: Storage[Any]) -> None:
     """Bot id, business connection, thread and destiny as aiogram's DefaultKeyBuilder."""
     builder = DefaultKeyBuilder(
-        prefix="p", separator="|", with_bot_id=True, with_business_connection_id=True,
+        prefix="p",
+        separator="|",
+        with_bot_id=True,
+        with_business_connection_id=True,
         with_destiny=True,
     )
     fsm = BotstateStorage(botstate_storage, key_builder=builder)
@@ -227,8 +228,14 @@ async def test_ttl_none_uses_the_storage_default() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"state_ttl": 0}, {"data_ttl": -1}, {"state_ttl": "60"}, {"data_ttl": float("nan")},
-     {"state_ttl": True}, {"key_builder": "fsm"}],
+    [
+        {"state_ttl": 0},
+        {"data_ttl": -1},
+        {"state_ttl": "60"},
+        {"data_ttl": float("nan")},
+        {"state_ttl": True},
+        {"key_builder": "fsm"},
+    ],
 )
 def test_bad_settings_are_config_errors(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):

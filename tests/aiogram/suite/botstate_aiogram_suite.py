@@ -142,9 +142,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
-        if params.get("storage") in _DUPLICATE_STORAGES:
-            drop.append(item)
-        elif params.get("isolation") in _OTHER_ISOLATIONS:
+        if (
+            params.get("storage") in _DUPLICATE_STORAGES
+            or params.get("isolation") in _OTHER_ISOLATIONS
+        ):
             drop.append(item)
         elif "TestRedisEventIsolation" in item.nodeid:
             drop.append(item)  # aiogram's RedisEventIsolation class itself, not ours
@@ -158,4 +159,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_report_header(config: pytest.Config) -> list[str]:
     import aiogram
 
-    return [f"aiogram {aiogram.__version__} FSM tests on BotstateStorage({config.getoption('--botstate-url')})"]
+    url = config.getoption("--botstate-url")
+    return [f"aiogram {aiogram.__version__} FSM tests on BotstateStorage({url})"]

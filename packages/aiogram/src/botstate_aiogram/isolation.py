@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram.fsm.storage.base import BaseEventIsolation, KeyBuilder, StorageKey
+
 from botstate.errors import ConfigError
 from botstate.options import seconds
 from botstate.storage import Storage
@@ -61,4 +62,6 @@ class BotstateEventIsolation(BaseEventIsolation):
         """Nothing to release: locks end with their blocks, the storage is the FSM's."""
 
     def __repr__(self) -> str:
-        return f"BotstateEventIsolation({self.storage!r}, ttl={self.ttl:g}, timeout={self.timeout:g})"
+        return (
+            f"BotstateEventIsolation({self.storage!r}, ttl={self.ttl:g}, timeout={self.timeout:g})"
+        )

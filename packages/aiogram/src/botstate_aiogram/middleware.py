@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.dispatcher.middlewares.user_context import EVENT_CONTEXT_KEY, EventContext
 from aiogram.types import TelegramObject
+
 from botstate.errors import ConfigError
 from botstate.scopes import chat_key, topic_key, user_in_chat_key, user_key
 from botstate.sessions import MultiSessions, Sessions
@@ -79,7 +80,8 @@ class SessionMiddleware(BaseMiddleware):
     ) -> None:
         if not isinstance(sessions, (Sessions, MultiSessions)):
             raise ConfigError(
-                f"sessions must be botstate Sessions or MultiSessions, not {type(sessions).__name__}"
+                "sessions must be botstate Sessions or MultiSessions, "
+                f"not {type(sessions).__name__}"
             )
         if not isinstance(name, str) or not name.isidentifier():
             raise ConfigError(f"name must be a Python identifier, got {name!r}")
@@ -129,5 +131,5 @@ class SessionMiddleware(BaseMiddleware):
             return await handler(event, data)
 
     def __repr__(self) -> str:
-        key = getattr(self.key, "__name__", None) or self.key
-        return f"SessionMiddleware(name={self.name!r}, key={cast(str, key)!r})"
+        key = self.key if isinstance(self.key, str) else getattr(self.key, "__qualname__", "fn")
+        return f"SessionMiddleware(name={self.name!r}, key={key!r})"

@@ -13,6 +13,7 @@ from aiogram.fsm.storage.base import (
     StateType,
     StorageKey,
 )
+
 from botstate.errors import ConfigError, DecodeError, InvalidArgument
 from botstate.opening import open_storage
 from botstate.options import seconds
@@ -56,9 +57,10 @@ class BotstateStorage(BaseStorage):
         storage: a botstate ``Storage``, a storage URL (``"redis://..."``,
             ``"sqlite:///bot.db"``) or a config mapping (``{"adapter": ...}``),
             as :func:`botstate.open_storage` takes; without ``type=`` (any
-            codec: ``codec="msgpack"`` keeps datetimes and bytes in data). A storage opened here from a
-            URL or mapping is closed by :meth:`close` (aiogram calls it on
-            shutdown); a ``Storage`` you pass stays yours to close.
+            codec: ``codec="msgpack"`` keeps datetimes and bytes in data). A
+            storage opened here from a URL or mapping is closed by
+            :meth:`close` (aiogram calls it on shutdown); a ``Storage`` you
+            pass stays yours to close.
         key_builder: turns a ``StorageKey`` into key names. To read data an
             aiogram ``RedisStorage`` wrote, keep its settings (``prefix``,
             ``with_bot_id``, ...), e.g. ``BotstateKeyBuilder(with_bot_id=True)``.
