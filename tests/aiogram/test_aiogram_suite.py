@@ -38,13 +38,20 @@ CACHE = ROOT / ".cache" / "aiogram-sdist"
 SUITE_FILES = [
     "tests/test_fsm/storage/test_storages.py",
     "tests/test_fsm/storage/test_isolation.py",
-    "tests/test_fsm/test_middleware.py",
     "tests/test_fsm/test_scene.py",
     "tests/test_dispatcher/test_dispatcher.py",
     "tests/test_issues/test_1317_state_vs_isolation.py",
+]
+# Run where the aiogram version has them (added in later releases).
+OPTIONAL_FILES = [
+    "tests/test_fsm/test_middleware.py",
+    "tests/test_issues/test_1672_middleware_data_in_scene.py",
+    "tests/test_issues/test_1687_scene_goto_loses_middleware_data.py",
     "tests/test_issues/test_1743_channel_post_with_scenes.py",
 ]
-MIN_PASSED = 180  # aiogram 3.31.0: 193 pass on each backend; fewer means tests went missing
+# Passed per backend: aiogram 3.24.0: 175, 3.31.0: 196. Fewer means tests went missing.
+# (aiogram before 3.24 writes these tests with pytest-lazy-fixture, which pytest 8 lacks.)
+MIN_PASSED = 150
 RUN_TIMEOUT = 300  # seconds per backend; a hang fails the test instead of blocking CI
 
 INI = """\
@@ -95,6 +102,7 @@ def _run_suite(tests_root: Path, url: str, tmp_path: Path) -> dict[str, int]:
         "--confcutdir", str(tests_root / "tests" / "test_fsm"),
         "-p", "botstate_aiogram_suite", "--botstate-url", url,
         "-p", "no:cacheprovider", "-q", "--junitxml", str(report), *SUITE_FILES,
+        *(name for name in OPTIONAL_FILES if (tests_root / name).is_file()),
     ]  # fmt: skip
     try:
         done = subprocess.run(
@@ -142,4 +150,4 @@ def test_aiogram_suite(
     )
     assert counts["passed"] >= MIN_PASSED, counts
     # the tests really ran on ours: every storage they built (and Dispatcher()'s default) is ours
-    assert counts["storages"] >= 100, counts  # 3.31.0: 109
+    assert counts["storages"] >= 80, counts  # 3.24.0: 94, 3.31.0: 112
