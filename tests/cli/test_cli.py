@@ -547,6 +547,14 @@ def test_copy_same_storage_and_bad_batch_are_usage_errors(sqlite_url: str) -> No
     assert cli("copy", sqlite_url, "memory://", "--batch", "0").returncode == 2
 
 
+def test_copy_to_a_storage_that_vanishes_with_the_command_is_refused(sqlite_url: str) -> None:
+    assert cli("set", sqlite_url, "k", "1").returncode == 0
+    copied = cli("copy", sqlite_url, "memory://")
+    assert copied.returncode == 2
+    assert "would vanish when the command exits" in copied.stderr
+    assert "copied" not in copied.stdout
+
+
 def test_copy_sqlite_to_dynamodb_keeps_values_and_ttls(
     sqlite_url: str, kv_url: str, tag: str
 ) -> None:

@@ -138,3 +138,15 @@ def test_messages_say_what_to_do(spec: str, expected: type[Exception], hint: str
     with pytest.raises(expected) as caught:
         botstate.open_storage(spec)
     assert hint in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["json", "msgpack", "bytes", "text"])
+def test_codecs_used_directly_raise_codec_errors(name: str) -> None:
+    from botstate.plugins import get_codec
+
+    codec = get_codec(name)
+    with pytest.raises(botstate.EncodeError):
+        codec.encode(object())
+    if name != "bytes":  # any bytes are valid bytes
+        with pytest.raises(botstate.DecodeError):
+            codec.decode(b"\xc1\xff{not valid")

@@ -237,7 +237,7 @@ def test_json_codec_default_still_converts_other_types() -> None:
         "m": 150,
         "at": "2024-01-02T00:00:00+00:00",
     }
-    with pytest.raises(TypeError, match="Money"):
+    with pytest.raises(EncodeError, match="Money"):
         JsonCodec().encode(Money())
 
 

@@ -24,7 +24,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from .errors import ConfigError
+from .errors import ConfigError, DecodeError, EncodeError
 
 __all__ = [
     "BUILTIN_CODECS",
@@ -45,9 +45,10 @@ T = TypeVar("T")
 class Codec(Protocol[T]):
     """Turns ``T`` into bytes and back.
 
-    ``encode`` raises ``TypeError`` or ``ValueError`` for a value it cannot
-    represent; ``decode`` raises ``ValueError`` for bytes it cannot read.
-    ``Storage`` turns those into ``EncodeError``/``DecodeError`` naming the key.
+    ``encode`` raises :class:`EncodeError` for a value it cannot represent and
+    ``decode`` :class:`DecodeError` for bytes it cannot read (botstate's codecs
+    do; a third-party codec may raise ``TypeError``/``ValueError`` instead).
+    ``Storage`` reports either as ``EncodeError``/``DecodeError`` naming the key.
     """
 
     name: str
@@ -86,13 +87,16 @@ class JsonCodec(Generic[T]):
         )
 
     def encode(self, value: T) -> bytes:
-        return self._encoder.encode(value).encode("utf-8")
+        try:
+            return self._encoder.encode(value).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as err:
+            raise EncodeError(str(err)) from err
 
     def decode(self, data: bytes) -> T:
         try:
             return json.loads(data)  # type: ignore[no-any-return]
-        except UnicodeDecodeError as err:
-            raise ValueError(str(err)) from err
+        except (ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError too
+            raise DecodeError(str(err)) from err
 
     def for_type(self, tp: Any) -> Codec[Any]:
         """A JSON codec decoding into ``tp`` (needs ``botstate[msgspec]`` or, for a
@@ -156,7 +160,7 @@ class BytesCodec:
 
     def encode(self, value: bytes) -> bytes:
         if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise TypeError(f"bytes codec needs bytes, not {type(value).__name__}")
+            raise EncodeError(f"bytes codec needs bytes, not {type(value).__name__}")
         return bytes(value)
 
     def decode(self, data: bytes) -> bytes:
@@ -170,11 +174,17 @@ class TextCodec:
 
     def encode(self, value: str) -> bytes:
         if not isinstance(value, str):
-            raise TypeError(f"text codec needs str, not {type(value).__name__}")
-        return value.encode("utf-8")
+            raise EncodeError(f"text codec needs str, not {type(value).__name__}")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate
+            raise EncodeError(str(err)) from err
 
     def decode(self, data: bytes) -> str:
-        return data.decode("utf-8")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DecodeError(str(err)) from err
 
 
 BUILTIN_CODECS: dict[str, Codec[Any]] = {

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .codecs import Codec, type_name
-from .errors import ConfigError
+from .errors import ConfigError, DecodeError, EncodeError
 
 if TYPE_CHECKING:
     import msgspec
@@ -127,7 +127,7 @@ class _MsgspecCodec(ABC, Generic[T]):
         self._record = _record_class(type)
         import msgspec
 
-        self._invalid = msgspec.ValidationError
+        self._invalid = msgspec.DecodeError  # ValidationError is one too
         try:
             self._encoder, self._decoder = self._build(type, _encode_hook(self._mode, default))
         except TypeError as err:  # msgspec: "Type ... is not supported"
@@ -141,14 +141,17 @@ class _MsgspecCodec(ABC, Generic[T]):
 
     def encode(self, value: T) -> bytes:
         if self._record is not None and not isinstance(value, self._record):
-            raise TypeError(f"expected {self._record.__name__}, got {type(value).__name__}")
-        return self._encoder.encode(value)
+            raise EncodeError(f"expected {self._record.__name__}, got {type(value).__name__}")
+        try:
+            return self._encoder.encode(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as err:
+            raise EncodeError(str(err)) from err
 
     def decode(self, data: bytes) -> T:
         try:
             return self._decoder.decode(data)  # type: ignore[no-any-return]
         except self._invalid as err:
-            raise ValueError(f"not a valid {type_name(self.type)}: {err}") from err
+            raise DecodeError(f"not a valid {type_name(self.type)}: {err}") from err
 
     def for_type(self, tp: Any) -> _MsgspecCodec[Any]:
         """This wire format, decoding into ``tp``."""
@@ -214,8 +217,11 @@ class PydanticJsonCodec(Generic[T]):
 
     def encode(self, value: T) -> bytes:
         if not isinstance(value, self.type):
-            raise TypeError(f"expected {self.type.__name__}, got {type(value).__name__}")
-        return value.model_dump_json().encode("utf-8")  # type: ignore[attr-defined,no-any-return]
+            raise EncodeError(f"expected {self.type.__name__}, got {type(value).__name__}")
+        try:
+            return value.model_dump_json().encode("utf-8")  # type: ignore[attr-defined,no-any-return]
+        except ValueError as err:  # pydantic's serialization errors are ValueErrors
+            raise EncodeError(str(err)) from err
 
     def decode(self, data: bytes) -> T:
         import pydantic
@@ -223,7 +229,8 @@ class PydanticJsonCodec(Generic[T]):
         try:
             return self.type.model_validate_json(data)  # type: ignore[attr-defined,no-any-return]
         except pydantic.ValidationError as err:
-            raise ValueError(f"not a valid {self.type.__name__}: {_pydantic_message(err)}") from err
+            message = _pydantic_message(err)
+            raise DecodeError(f"not a valid {self.type.__name__}: {message}") from err
 
     def for_type(self, tp: Any) -> Codec[Any]:
         return self if tp is self.type else json_codec_for(tp)

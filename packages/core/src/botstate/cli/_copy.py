@@ -65,6 +65,13 @@ async def cmd_copy(args: argparse.Namespace, ctx: Context) -> int:
             f"the source {redact_url(args.src)} cannot list its keys (no SCAN capability), "
             "so it cannot be copied"
         )
+    if not {Capability.PERSISTENT, Capability.SHARED} & dst.capabilities:
+        await src.close()
+        await dst.close()
+        raise ConfigError(
+            f"the destination {redact_url(args.dst)} lives only inside this command's process "
+            "(neither PERSISTENT nor SHARED): the copy would vanish when the command exits"
+        )
     verb = "would copy" if args.dry_run else "copied"
     report = CopyReport()
     started = time.monotonic()
