@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botstate.errors import ConfigError, StorageUnavailable
+from botstate.errors import ConfigError, DecodeError, StorageUnavailable
 from botstate.storage import FOREVER, Storage
 from botstate.urls import redact_url
 
@@ -122,8 +122,6 @@ async def _copy(
     dry_run: bool,
     report: ImportReport,
 ) -> None:
-    from botstate.errors import DecodeError
-
     keys = [k.decode() if isinstance(k, bytes) else str(k) for k in raw_keys]
     wanted = []
     for key in keys:
