@@ -83,8 +83,12 @@ async def test_two_processes_concurrent_updates_exact_counts(shared_url: str) ->
         sessions = fsm.storage.with_namespace(f"{namespace}-sessions")
         stored = await sessions.get(f"chat:{CHAT}")
         assert stored is not None and stored["_d"] == {"ticks": 2 * PER_PROCESS}
-        # no lock entry is left behind once the handlers are done
         assert [k async for k in fsm.storage.keys("fsm:")] == [f"fsm:{CHAT}:{CHAT}:data"]
+        # no lease is left behind once the handlers are done (Storage.lock keeps them
+        # under ":lock:<namespace>:<key>", hidden from the public API: look below it)
+        adapter = fsm.storage.adapter
+        assert not await adapter.has(f":lock:{namespace}:fsm:{CHAT}:{CHAT}:lock")
+        assert not await adapter.has(f":lock:{namespace}-sessions:chat:{CHAT}")
     finally:
         await fsm.close()
 

@@ -12,7 +12,6 @@ from botstate.errors import ConfigError
 from botstate.options import seconds
 from botstate.storage import Storage
 
-from ._lock_compat import storage_lock
 from .keys import BotstateKeyBuilder
 
 __all__ = ["BotstateEventIsolation"]
@@ -27,8 +26,9 @@ class BotstateEventIsolation(BaseEventIsolation):
     "lock"))``. On ATOMIC adapters (SQLite, Redis, DynamoDB) that is a lease in
     the storage: one handler per key across every process and host sharing
     it, renewed every ``ttl / 3`` seconds while the handler runs, and freed by
-    expiry if a process dies holding it. On other adapters (memory) the lock
-    is per process. An update that waits longer than ``timeout`` seconds for
+    expiry if a process dies holding it. The memory adapter's store is the
+    process, so there the lock is per process; so it is on adapters without
+    ATOMIC. An update that waits longer than ``timeout`` seconds for
     its key raises :class:`~botstate.errors.ConflictError` (aiogram logs it
     and drops the update).
 
@@ -53,8 +53,8 @@ class BotstateEventIsolation(BaseEventIsolation):
     @asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
         """Hold the lock of ``key`` for the duration of the block."""
-        async with storage_lock(
-            self.storage, self.key_builder.build(key, "lock"), ttl=self.ttl, timeout=self.timeout
+        async with self.storage.lock(
+            self.key_builder.build(key, "lock"), ttl=self.ttl, timeout=self.timeout
         ):
             yield
 

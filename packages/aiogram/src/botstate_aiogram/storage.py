@@ -140,7 +140,8 @@ class BotstateStorage(BaseStorage):
 
         Built on ``Storage.lock``: on ATOMIC adapters (SQLite, Redis, DynamoDB)
         a lease held across processes and hosts, renewed while the handler
-        runs (``ttl``: lease length); elsewhere a lock in this process.
+        runs (``ttl``: lease length); on memory and non-ATOMIC adapters a lock
+        in this process.
         ``timeout``: seconds an update waits for the key before
         :class:`~botstate.errors.ConflictError`.
         """
