@@ -1,12 +1,13 @@
 """aiogram's own FSM, scene, isolation and dispatcher tests, run against BotstateStorage.
 
 The sdist of the installed aiogram version is downloaded once (``pip download
---no-binary :all:``) into ``.cache/aiogram-sdist/`` and only its ``tests/``
-folder is unpacked (so ``import aiogram`` is the installed package, not the
-sdist's copy). Each backend then runs those test files in a subprocess with
-the fixtures of ``suite/botstate_aiogram_suite.py`` (every storage and
-isolation they build is ours). No aiogram code is copied into this repository.
-The pass counts per backend are printed at the end of the run.
+--no-binary :all:``, tooling.sdists) into ``.cache/sdists/``. Each backend then
+runs its test files in place, in a subprocess, with the fixtures of
+``suite/botstate_aiogram_suite.py`` (every storage and isolation they build is
+ours; the plugin imports the installed aiogram before the sdist's folder is on
+``sys.path``, and refuses to run if the sdist's copy was picked). No aiogram
+code is copied into this repository. The pass counts per backend are printed
+at the end of the run.
 """
 
 from __future__ import annotations
@@ -16,19 +17,17 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tooling.services import missing
+from tooling.sdists import unpack_sdist
+from tooling.services import ServiceError, missing
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = Path(__file__).resolve().parent / "suite"
-CACHE = ROOT / ".cache" / "aiogram-sdist"
 
 # The files whose tests go through a storage or an event isolation: BaseStorage's
 # contract, isolation, FSM middleware, scenes (history under a second destiny),
@@ -61,33 +60,13 @@ asyncio_default_fixture_loop_scope = function
 """
 
 
-def _download(version: str) -> Path:
-    """``.cache/aiogram-sdist/aiogram-<version>/tests``, downloaded and unpacked once."""
-    dest = CACHE / f"aiogram-{version}"
-    if (dest / "tests" / "mocked_bot.py").is_file():
-        return dest
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--dest", tmp, f"aiogram=={version}"]  # fmt: skip
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            missing(f"could not download the aiogram {version} sdist: {err}")
-        archives = list(Path(tmp).glob("aiogram-*.tar.gz"))
-        if done.returncode != 0 or not archives:
-            missing(f"could not download the aiogram {version} sdist: {done.stderr[-1500:]}")
-        prefix = f"aiogram-{version}/tests/"
-        with tarfile.open(archives[0]) as archive:
-            members = [m for m in archive.getmembers() if m.name.startswith(prefix)]
-            archive.extractall(Path(tmp) / "x", members=members, filter="data")
-        os.replace(Path(tmp) / "x" / f"aiogram-{version}", dest)
-    return dest
-
-
 @pytest.fixture(scope="session")
 def aiogram_tests() -> Path:
-    return _download(importlib.metadata.version("aiogram"))
+    """The unpacked sdist of the installed aiogram (tooling.sdists: downloaded once)."""
+    try:
+        return unpack_sdist("aiogram", importlib.metadata.version("aiogram"))
+    except ServiceError as err:
+        missing(str(err))
 
 
 def _run_suite(tests_root: Path, url: str, tmp_path: Path) -> dict[str, int]:
@@ -101,12 +80,19 @@ def _run_suite(tests_root: Path, url: str, tmp_path: Path) -> dict[str, int]:
         # keeps aiogram's root conftest (MongoDB drivers, its own storages) out
         "--confcutdir", str(tests_root / "tests" / "test_fsm"),
         "-p", "botstate_aiogram_suite", "--botstate-url", url,
-        "-p", "no:cacheprovider", "-q", "--junitxml", str(report), *SUITE_FILES,
-        *(name for name in OPTIONAL_FILES if (tests_root / name).is_file()),
+        "-p", "no:cacheprovider", "-q", "--junitxml", str(report),
+        *(str(tests_root / name) for name in SUITE_FILES),
+        *(str(tests_root / name) for name in OPTIONAL_FILES if (tests_root / name).is_file()),
     ]  # fmt: skip
     try:
         done = subprocess.run(
-            cmd, cwd=tests_root, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+            # not cwd=tests_root: `python -m` would put the sdist's own aiogram/ on sys.path
+            cmd,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
         )
     except subprocess.TimeoutExpired as err:
         pytest.fail(f"aiogram's suite did not finish in {RUN_TIMEOUT}s: {err.stdout!r}")

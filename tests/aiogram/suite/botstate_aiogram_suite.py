@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,15 @@ _OTHER_ISOLATIONS = {"lock_isolation", "disabled_isolation"}
 
 CHAT_ID = -42
 USER_ID = 42
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import aiogram
+
+    # This plugin imported the installed aiogram before pytest put the sdist's folder on
+    # sys.path; make sure the tests exercise it, not the sdist's copy of the sources.
+    if Path(aiogram.__file__).resolve().is_relative_to(config.rootpath.resolve()):
+        raise pytest.UsageError(f"aiogram imported from the sdist: {aiogram.__file__}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,4 +170,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     import aiogram
 
     url = config.getoption("--botstate-url")
-    return [f"aiogram {aiogram.__version__} FSM tests on BotstateStorage({url})"]
+    return [
+        f"aiogram {aiogram.__version__} ({Path(aiogram.__file__).parent}) "
+        f"FSM tests on BotstateStorage({url})"
+    ]
