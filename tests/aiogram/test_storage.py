@@ -243,6 +243,7 @@ def test_bad_settings_are_config_errors(kwargs: dict[str, Any]) -> None:
 
 
 def test_typed_storage_is_refused() -> None:
+    pytest.importorskip("msgspec")  # typed storages need botstate[msgspec]
     from botstate.opening import open_storage
 
     with pytest.raises(ConfigError, match="without type="):
