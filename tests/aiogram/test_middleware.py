@@ -43,6 +43,10 @@ class CountingAdapter(MemoryAdapter):
         self.calls.append("delete")
         return await super().delete(key)
 
+    async def set_if(self, key: str, value: bytes, **kwargs: Any) -> Any:
+        self.calls.append("set_if")
+        return await super().set_if(key, value, **kwargs)
+
 
 @pytest.fixture
 def bot() -> Bot:
@@ -83,10 +87,11 @@ async def test_lazy_session_no_io_unless_loaded(bot: Bot) -> None:
         await dp.feed_update(bot, message_update(5, 6, text))
     assert adapter.calls == []  # no storage I/O at all
     await dp.feed_update(bot, message_update(5, 6, "/visit"))
-    assert adapter.calls == ["get", "set"]
+    # One read and one write; on an ATOMIC adapter both are compare-and-set (no lost update).
+    assert adapter.calls == ["get_versioned", "set_if"]
     adapter.calls.clear()
     await dp.feed_update(bot, message_update(5, 6, "/read"))
-    assert adapter.calls == ["get"]  # unchanged: read, no write
+    assert adapter.calls == ["get_versioned"]  # unchanged: read, no write
     assert texts(bot, 5) == ["pong", "loaded=False", "visit 1", "n=1"]
 
 
