@@ -10,6 +10,7 @@
 #    is missing and how to get it; the tests needing it are then skipped, and
 #    under CI=true this stops here);
 # 3. `hatch run test` (the whole suite, real servers on loopback ports),
+#    `hatch run lint` (ruff, mypy --strict) and `hatch run docs:build` (strict).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +27,4 @@ fi
 
 hatch run test "$@"
 hatch run lint
+hatch run docs:build
