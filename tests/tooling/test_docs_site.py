@@ -107,9 +107,10 @@ def test_includes_expand_with_links_fixed(root: Path) -> None:
         expand_includes("<!-- include: missing.md -->", page, root)
 
 
-@pytest.mark.parametrize(
-    "page", sorted(p.relative_to(ROOT / "docs") for p in (ROOT / "docs").rglob("*.md"))
-)
+PAGES = sorted(p.relative_to(ROOT / "docs") for p in (ROOT / "docs").rglob("*.md"))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.as_posix() for p in PAGES])
 def test_every_include_of_the_site_resolves(page: Path) -> None:
     text = (ROOT / "docs" / page).read_text(encoding="utf-8")
     expanded = expand_includes(text, page.as_posix())
