@@ -36,23 +36,11 @@ def own_server(start: Callable[[], RedisServer]) -> RedisServer:
         missing(f"redis-server could not be started: {err}")
 
 
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}:"
-
-
 @pytest_asyncio.fixture
 async def adapter(redis_server: Any, prefix: str) -> AsyncIterator[RedisAdapter]:
     adapter = RedisAdapter(redis_server.url, prefix=prefix)
     yield adapter
     await adapter.close()
-
-
-@pytest_asyncio.fixture
-async def raw(redis_server: Any) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
 
 
 # -- URLs and options -------------------------------------------------------

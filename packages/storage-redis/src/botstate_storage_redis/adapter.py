@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import (
-    AbstractConnection,
     BlockingConnectionPool,
     SSLConnection,
     UnixDomainSocketConnection,
@@ -41,7 +40,7 @@ from redis.exceptions import (
 from botstate import BotstateError, Capability, ConfigError, StorageError, StorageUnavailable
 from botstate.adapter import BaseAdapter, Version, coerce_options, redact_secrets
 
-from .config import RedisOptions, Target, parse_target
+from .config import RedisOptions, Target, check_mode, parse_target
 from .layout import (
     DELETE_IF,
     GET_MANY,
@@ -82,11 +81,15 @@ class RedisAdapter(BaseAdapter):
     ``prefix`` (prepended to every key inside Redis, separate from the Storage
     namespace), ``socket_timeout`` and ``socket_connect_timeout`` (seconds; every
     call fails with ``StorageUnavailable`` within them when the server is gone),
-    ``max_connections`` (pool size; in a cluster, the most commands in flight
-    at once across all nodes), ``autopipeline`` (standalone only: batch concurrent
-    commands into one round trip), ``health_check_interval``, ``client_name``,
-    ``db``, ``username``, ``password``, ``ssl_ca_certs``, ``ssl_cert_reqs``,
-    ``ssl_check_hostname`` (``rediss://`` only: a ``ConfigError`` elsewhere).
+    ``autopipeline`` (standalone only, on by default: every command goes over one
+    connection and concurrent ones share round trips; ``autopipeline=true`` for a
+    cluster is a ``ConfigError``), ``max_connections`` (the pool of
+    ``autopipeline=false`` and of :attr:`client`; in a cluster, the most commands
+    in flight at once across all nodes), ``health_check_interval`` (PING a
+    connection idle longer than this before its next command, in every mode),
+    ``client_name``, ``db``, ``username``, ``password``, ``ssl_ca_certs``,
+    ``ssl_cert_reqs``, ``ssl_check_hostname`` (``rediss://`` only: a
+    ``ConfigError`` elsewhere).
 
     Nothing connects until the first command; a lost connection is re-opened
     by the next command, so the same adapter works again once the server is back.
@@ -116,15 +119,15 @@ class RedisAdapter(BaseAdapter):
         if client is not None:
             if url is not None:
                 raise ConfigError("pass either a redis URL or an existing client, not both")
-            self.options = _options_for_client(options)
-            self._client = client
-            self._owns_client = bool(close_client)
-            self._cluster = isinstance(client, RedisCluster)
             if not isinstance(client, (Redis, RedisCluster)):
                 raise ConfigError(
                     "client must be a redis.asyncio.Redis or RedisCluster, "
                     f"not {type(client).__name__}"
                 )
+            self._cluster = isinstance(client, RedisCluster)
+            self.options = _options_for_client(options, cluster=self._cluster)
+            self._client = client
+            self._owns_client = bool(close_client)
             if _decodes_responses(client):
                 raise ConfigError("the redis client must be created with decode_responses=False")
             self._where = "an existing client"
@@ -138,7 +141,8 @@ class RedisAdapter(BaseAdapter):
             self._where = target.shown
         self._pipeline: AutoPipeline | None = None
         if self.options.autopipeline and not self._cluster:
-            self._pipeline = AutoPipeline(self._lane_connection)
+            assert isinstance(self._client, Redis)
+            self._pipeline = AutoPipeline(self._client.connection_pool)
         self._pexpiretime: bool | None = None  # unknown until first get_expiry
         # redis-py's cluster client fails at once when a node's pool is exhausted;
         # make callers wait instead, as the standalone pool does. One semaphore for
@@ -180,12 +184,6 @@ class RedisAdapter(BaseAdapter):
         }
 
     # -- plumbing -----------------------------------------------------------
-    def _lane_connection(self) -> AbstractConnection:
-        assert isinstance(self._client, Redis)
-        pool = self._client.connection_pool
-        kwargs = dict(pool.connection_kwargs)
-        return pool.connection_class(**kwargs)
-
     def _error(self, err: BaseException) -> BotstateError:
         text = redact_secrets(f"{type(err).__name__}: {err}", secrets=self._secrets)
         if isinstance(err, _UNAVAILABLE) or (
@@ -200,11 +198,19 @@ class RedisAdapter(BaseAdapter):
         Replies are raw on the auto-pipeline, parsed by redis-py otherwise.
         """
         self.check_open()
+        task = asyncio.current_task()
+        pending = _cancel_requests(task)
         if self._pipeline is not None:
-            return await self._pipeline.execute(args)
-        if self._cluster:
-            return await self._in_cluster(lambda cluster: cluster.execute_command(*args))
-        return await self._client.execute_command(*args)
+            reply = await self._pipeline.execute(args)
+        elif self._cluster:
+            reply = await self._in_cluster(lambda cluster: cluster.execute_command(*args))
+        else:
+            reply = await self._client.execute_command(*args)
+        if _cancel_requests(task) > pending:
+            # redis-py can swallow a cancellation that lands while it sends a command,
+            # and the caller would go on as if never cancelled (a bot ignoring Ctrl-C).
+            raise asyncio.CancelledError
+        return reply
 
     async def _run(self, *args: Any) -> Any:
         """One command, driver errors wrapped into botstate errors."""
@@ -232,14 +238,15 @@ class RedisAdapter(BaseAdapter):
         The first error reply is raised (wrapped), like any driver error.
         """
         self.check_open()
+        task = asyncio.current_task()
+        pending = _cancel_requests(task)
         try:
             if self._pipeline is not None:
                 replies = await self._pipeline.execute_many(commands)
                 for reply in replies:
                     if isinstance(reply, ResponseError):
                         raise reply
-                return replies
-            if self._cluster:
+            elif self._cluster:
 
                 async def in_cluster(cluster: RedisCluster) -> list[Any]:
                     pipe = cluster.pipeline()
@@ -247,13 +254,17 @@ class RedisAdapter(BaseAdapter):
                         pipe.execute_command(*command)
                     return list(await pipe.execute())
 
-                return await self._in_cluster(in_cluster)
-            pipe = self._client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute())
+                replies = await self._in_cluster(in_cluster)
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for command in commands:
+                    pipe.execute_command(*command)
+                replies = list(await pipe.execute())
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
+        if _cancel_requests(task) > pending:
+            raise asyncio.CancelledError  # swallowed by redis-py: see _raw
+        return replies
 
     async def _eval(self, script: Script, keys: Sequence[str], *args: Any) -> Any:
         try:
@@ -336,7 +347,9 @@ class RedisAdapter(BaseAdapter):
         """Yield live keys starting with ``prefix`` (SCAN MATCH, every master in a cluster).
 
         SCAN may report a key twice; each key is yielded once. Keys written or
-        deleted during the scan may or may not be reported.
+        deleted during the scan may or may not be reported. On a standalone
+        server the SCAN pages go out like every other command (over the
+        auto-pipeline when it is on).
         """
         pattern = escape_glob(self.prefix + prefix) + "*"
         cut = len(self.prefix)
@@ -345,7 +358,10 @@ class RedisAdapter(BaseAdapter):
         try:
             if self._cluster:
                 await self._in_cluster(_nothing)  # initialize the cluster client first
-            async for raw in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+                found = self._client.scan_iter(match=pattern, count=SCAN_COUNT)
+            else:
+                found = self._scan_pages(pattern)
+            async for raw in found:
                 self.check_open()
                 if raw in seen:
                     continue
@@ -353,6 +369,17 @@ class RedisAdapter(BaseAdapter):
                 yield raw.decode("utf-8", "surrogateescape")[cut:]
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
+
+    async def _scan_pages(self, pattern: str) -> AsyncIterator[bytes]:
+        """``SCAN`` to the end on a standalone server; driver errors are left to the caller."""
+        cursor: Any = 0
+        while True:
+            # Raw reply [b"cursor", keys] on the auto-pipeline, (int, keys) through redis-py.
+            cursor, keys = await self._raw("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
+            for key in keys:
+                yield key
+            if int(cursor) == 0:
+                return
 
     async def get_expiry(self, key: str) -> float | None:
         if self._pexpiretime is not False:
@@ -433,9 +460,11 @@ async def _nothing(cluster: RedisCluster) -> None:
     return None
 
 
-def _options_for_client(options: dict[str, Any]) -> RedisOptions:
+def _options_for_client(options: dict[str, Any], *, cluster: bool) -> RedisOptions:
     allowed = {"prefix": str, "autopipeline": bool}
-    return RedisOptions(**coerce_options(options, allowed, adapter="redis (with client=)"))
+    given = coerce_options(options, allowed, adapter="redis (with client=)")
+    check_mode(given, cluster=cluster)
+    return RedisOptions(**given)
 
 
 def _decodes_responses(client: Redis | RedisCluster) -> bool:
@@ -454,6 +483,10 @@ def _make_client(target: Target, options: RedisOptions) -> Redis | RedisCluster:
         "max_connections": options.max_connections,
         "client_name": options.client_name,
         "decode_responses": False,
+        # RESP2 on every redis-py version (8.x defaults to RESP3): the same raw
+        # replies everywhere, and no RESP3 maintenance notifications, which make
+        # redis-py 8's pool skip its check for connections the server has closed.
+        "protocol": 2,
         # No silent retries: a retried script could apply twice, and a caller
         # must learn within the timeout that the server is gone.
         "retry": Retry(NoBackoff(), 0),
@@ -483,3 +516,9 @@ def _make_client(target: Target, options: RedisOptions) -> Redis | RedisCluster:
         max_connections=max_connections, timeout=options.socket_timeout, db=target.db, **common
     )
     return Redis.from_pool(pool)
+
+
+def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
+    """Cancellations requested of ``task`` and not yet handled (0 where Python cannot tell)."""
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return cancelling() if cancelling is not None else 0

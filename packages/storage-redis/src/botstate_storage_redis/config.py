@@ -8,12 +8,15 @@
 
 The ``ssl_*`` options apply to ``rediss://`` only; given with any other scheme
 they raise ``ConfigError`` rather than silently connecting in plaintext.
+``autopipeline=true`` given for a Redis Cluster raises ``ConfigError`` too:
+auto-pipelining is for standalone servers (see :func:`check_mode`).
 
 Options come from the query string and/or keyword arguments (see ``OPTIONS``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,7 +33,7 @@ from botstate.adapter import (
 
 from .plugin import SCHEMES
 
-__all__ = ["DEFAULT_URL", "OPTIONS", "RedisOptions", "Target", "parse_target"]
+__all__ = ["DEFAULT_URL", "OPTIONS", "RedisOptions", "Target", "check_mode", "parse_target"]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PORT = 6379
@@ -136,6 +139,7 @@ def parse_target(url: str | None, given: dict[str, Any]) -> tuple[Target, RedisO
             raise InvalidURL(
                 f"cluster URLs look like redis+cluster://host:port,host:port, not {shown}"
             )
+        check_mode(opts, cluster=True)
         path_db = _path_db(parsed, shown)
         if _db(db_option, path_db, shown) != 0:
             raise InvalidURL(f"Redis Cluster has only database 0: {shown}")
@@ -158,6 +162,18 @@ def parse_target(url: str | None, given: dict[str, Any]) -> tuple[Target, RedisO
     except TypeError as err:  # pragma: no cover - OPTIONS and RedisOptions disagree
         raise ConfigError(str(err)) from None
     return target, options
+
+
+def check_mode(given: Mapping[str, Any], *, cluster: bool) -> None:
+    """Refuse options given explicitly that would do nothing for this kind of server.
+
+    ``given`` holds the coerced options the caller passed (defaults excluded).
+    """
+    if cluster and given.get("autopipeline"):
+        raise ConfigError(
+            "redis option autopipeline=true does not apply to Redis Cluster: commands go "
+            "through redis-py's cluster client (batches as one pipeline per node); drop it"
+        )
 
 
 def _hosts(parsed: StorageURL, shown: str) -> tuple[tuple[str, int], ...]:
