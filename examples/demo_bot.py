@@ -170,7 +170,7 @@ async def main(db_path: Path) -> None:
         say(dave[2], "42")
         late = "too late: the quiz is gone" if session.data["question"] == 0 else "in time"
         say("bot", f"{late}.")
-    quiz.close()
+    await quiz.close()
 
     print("\n── what is stored now " + "─" * 45)
     async for key in storage.keys():

@@ -13,6 +13,7 @@ from pathlib import Path
 import botstate
 import botstate.adapter
 import botstate.errors
+import botstate.sync
 import botstate.testing
 
 BOT_API = {
@@ -83,6 +84,15 @@ ADAPTER_API = {
 
 TESTING_API = {"AdapterSuite", "ManualClock", "reset_registry"}
 
+SYNC_API = {
+    "SyncLock",
+    "SyncSession",
+    "SyncSessionScope",
+    "SyncSessions",
+    "SyncStorage",
+    "open_storage",
+}
+
 ERRORS = {
     "AdapterNotFound",
     "BotstateError",
@@ -117,6 +127,11 @@ def test_adapter_namespace_holds_what_adapter_authors_use() -> None:
 
 def test_testing_namespace_holds_test_helpers() -> None:
     assert set(botstate.testing.__all__) == TESTING_API
+
+
+def test_sync_namespace_holds_the_blocking_api() -> None:
+    assert set(botstate.sync.__all__) == SYNC_API
+    assert len(botstate.sync.__all__) == len(SYNC_API)
 
 
 def test_every_error_is_exported_at_top_level() -> None:
@@ -183,7 +198,8 @@ def test_import_botstate_imports_no_author_or_test_namespace() -> None:
 
     code = (
         "import sys, botstate; "
-        "print(sorted(m for m in ('botstate.adapter', 'botstate.testing', 'pytest') "
+        "print(sorted(m for m in ('botstate.adapter', 'botstate.testing', 'botstate.sync', "
+        "'pytest') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -25,7 +25,9 @@ from botstate import (
     user_in_chat_key,
     user_key,
 )
-from botstate.adapter import ManualClock
+from botstate.adapter import ManualClock, Version
+from botstate.errors import UsageError
+from botstate.storage import LOCK_PREFIX
 from botstate_storage_memory import MemoryAdapter
 
 
@@ -274,7 +276,7 @@ async def test_on_expire_gets_key_and_last_data(
     clock.advance(31)
     adapter.sweep()
     assert expired == [("chat:1", {"step": 2})]
-    sessions.close()
+    await sessions.close()
 
 
 async def test_on_expire_needs_expiry_events(storage: Storage[Any]) -> None:
@@ -316,10 +318,12 @@ async def test_without_isolation_concurrent_updates_are_lost(storage: Storage[An
 
 
 async def test_distributed_isolation_on_memory_and_lease_renewal() -> None:
-    storage: Storage[Any] = Storage(MemoryAdapter(), namespace="bot")
-    # Two Sessions objects stand for two processes: they share no process lock.
+    adapter = MemoryAdapter()
+    storage: Storage[Any] = Storage(adapter, namespace="bot")
+    # Two Storage + Sessions objects stand for two processes: they share no process lock.
+    other: Storage[Any] = Storage(adapter, namespace="bot")
     a = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", lock_ttl=0.15)
-    b = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", lock_ttl=0.15)
+    b = Sessions(other, initial=lambda: {"n": 0}, isolation="distributed", lock_ttl=0.15)
 
     async def slow(sessions: Sessions[Any]) -> None:
         async with sessions.open("k") as s:
@@ -336,7 +340,7 @@ async def test_distributed_isolation_on_memory_and_lease_renewal() -> None:
     await asyncio.gather(slow(a), *(quick(b if i % 2 else a) for i in range(60)))
     async with a.open("k") as s:
         assert s.data == {"n": 61}
-    assert [k async for k in storage.with_namespace("bot~lock").keys()] == []
+    assert [k async for k in adapter.scan(LOCK_PREFIX)] == []  # every lease released
 
 
 async def test_distributed_needs_atomic(storage: Storage[Any]) -> None:
@@ -464,18 +468,18 @@ async def test_lease_renewal_failures_end_in_lost_not_silence() -> None:
     class Flaky(MemoryAdapter):
         failing = False
 
-        async def set_if(self, key: str, value: bytes, **kw: Any) -> bool:
+        async def set_if(self, key: str, value: bytes, **kw: Any) -> Version | None:
             if self.failing:
                 raise botstate.StorageUnavailable("backend went away")
             return await super().set_if(key, value, **kw)
 
     adapter = Flaky()
-    lease = botstate.leases.Lease(adapter, "lock", ttl=0.15)
-    await lease.acquire()
+    lock = Storage(adapter).lock("lock", ttl=0.15)
+    await lock.acquire()
     adapter.failing = True
     await asyncio.sleep(0.4)  # renewals fail for longer than the lease lasts
-    assert lease.lost and not lease.held
-    await lease.release()
+    assert lock.lost and not lock.held
+    await lock.release()
 
 
 async def test_atomic_reads_keep_an_entry_recently_used() -> None:
@@ -486,3 +490,145 @@ async def test_atomic_reads_keep_an_entry_recently_used() -> None:
     await adapter.set("new", b"3")
     assert await adapter.get("hot") == b"1"
     assert await adapter.get("cold") is None
+
+
+async def test_distributed_session_round_trips(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
+    """What a distributed session costs, call by call (each call is one round trip).
+
+    Changed: lease take (set_if) + read (get_versioned) before the handler runs,
+    then compare-and-set write (set_if) + lease release (delete_if) on exit: 3
+    round trips up to the saved write, the release a 4th. Unchanged: take, read,
+    release. 0.1 also read the lease back after taking it (get_versioned): 5 and 4.
+    """
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed")
+    async with sessions.open("chat:1") as session:
+        assert adapter.calls == Counter({"set_if": 1, "get_versioned": 1})  # take, read
+        session.data["n"] += 1
+    assert adapter.calls == Counter({"set_if": 2, "get_versioned": 1, "delete_if": 1})
+    adapter.calls.clear()
+    async with sessions.open("chat:1") as session:
+        assert session.data == {"n": 1}
+    assert adapter.calls == Counter({"set_if": 1, "get_versioned": 1, "delete_if": 1})
+    adapter.calls.clear()
+    async with sessions.open("chat:1", lazy=True):
+        pass
+    assert adapter.calls == Counter()  # a lazy session never loaded takes no lease
+    assert [k async for k in adapter.scan("")] == ["bot:chat:1"]  # no lease left
+
+
+async def test_distributed_isolation_is_storage_lock(storage: Storage[Any]) -> None:
+    other: Storage[Any] = Storage(storage.adapter, namespace="bot", clock=storage.clock)
+    sessions = Sessions(storage, initial=dict, isolation="distributed", lock_timeout=0.05)
+    async with other.lock("chat:1"):  # the same lock, held as by another process
+        with pytest.raises(botstate.ConflictError):
+            async with sessions.open("chat:1"):
+                pass
+    async with sessions.open("chat:1") as session:
+        session.data["ok"] = True
+        with pytest.raises(botstate.ConflictError):
+            await other.lock("chat:1", timeout=0).acquire()
+
+
+async def test_save_writes_now_and_later_saves_only_changes(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
+    for isolation in ("process", "distributed"):
+        sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation=isolation)  # type: ignore[arg-type]
+        key = f"chat:{isolation}"
+        async with sessions.open(key) as session:
+            session.data["n"] = 1
+            await session.save()
+            assert (await storage.get(key))["_d"] == {"n": 1}
+            assert not session.changed
+            await session.save()  # nothing new: no write
+            session.data["n"] = 2  # saved again on exit (distributed: on the version saved)
+        assert (await storage.get(key))["_d"] == {"n": 2}
+    adapter.calls.clear()
+    sessions = Sessions(storage, lazy=True)
+    async with sessions.open("chat:lazy") as session:
+        await session.save()  # not loaded, nothing assigned: nothing to do
+    assert adapter.writes == 0
+
+
+async def test_data_before_load_is_a_usage_error(storage: Storage[Any]) -> None:
+    async with Sessions(storage, lazy=True).open("k") as session:
+        with pytest.raises(UsageError, match="load"):
+            session.data  # noqa: B018
+    assert issubclass(UsageError, botstate.BotstateError) and issubclass(UsageError, RuntimeError)
+
+
+async def test_close_is_async_and_idempotent(adapter: CountingAdapter, clock: ManualClock) -> None:
+    storage: Storage[Any] = Storage(adapter, namespace="bot", clock=clock)
+    expired: list[str] = []
+    sessions = Sessions(storage, ttl=5, on_expire=lambda key, data: expired.append(key))
+    async with sessions.open("k") as session:
+        session.data = {"x": 1}
+    await sessions.close()
+    await sessions.close()
+    clock.advance(6)
+    adapter.sweep()
+    assert expired == []
+
+
+# -- the documented handler forms, as frameworks call them -----------------
+class _Obj:
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+async def test_handler_docstring_example_with_ptb_arguments(storage: Storage[Any]) -> None:
+    """The docstring's form; a bare int id is refused with a hint (chat or user?)."""
+    sessions: Sessions[dict[str, int]] = Sessions(storage, initial=lambda: {"n": 0})
+
+    @sessions.handler(lambda update, context: chat_key(update.effective_chat.id))
+    async def on_message(update: Any, context: Any, session: Session[dict[str, int]]) -> int:
+        session.data["n"] += 1
+        return session.data["n"]
+
+    update = _Obj(effective_chat=_Obj(id=42))
+    assert await on_message(update, _Obj()) == 1
+    assert await on_message(update, _Obj()) == 2
+    assert (await storage.get("chat:42"))["_d"] == {"n": 2}
+
+    @sessions.handler(lambda update, context: update.effective_chat.id)
+    async def bare_id(update: Any, context: Any, session: Session[dict[str, int]]) -> None:
+        raise AssertionError("not reached")
+
+    with pytest.raises(ConfigError, match=r"chat_key\(42\)"):
+        await bare_id(update, _Obj())
+
+
+async def test_handler_key_function_ignores_framework_keywords(storage: Storage[Any]) -> None:
+    """aiogram calls handlers as ``handler(message, state=..., bot=..., ...)``."""
+    sessions: Sessions[dict[str, int]] = Sessions(storage, initial=lambda: {"n": 0})
+
+    @sessions.handler(lambda message: f"chat:{message.chat.id}")
+    async def on_message(message: Any, session: Session[dict[str, int]], **data: Any) -> int:
+        session.data["n"] += 1
+        assert set(data) == {"state", "bot", "event_from_user"}  # the handler still gets them
+        return session.data["n"]
+
+    message = _Obj(chat=_Obj(id=7))
+    assert await on_message(message, state=object(), bot=object(), event_from_user=None) == 1
+
+    @sessions.handler(lambda message, bot: f"chat:{message.chat.id}:{bot}")
+    async def with_bot(message: Any, session: Session[dict[str, int]], **data: Any) -> int:
+        session.data["n"] += 1
+        return session.data["n"]
+
+    assert await with_bot(message, state=None, bot="b1") == 1
+    assert await storage.has("chat:7:b1")
+
+
+async def test_handler_default_key_is_the_first_argument(storage: Storage[Any]) -> None:
+    sessions: Sessions[int] = Sessions(storage, initial=lambda: 0)
+
+    @sessions.handler()
+    async def on_key(key: str, session: Session[int]) -> int:
+        session.data += 1
+        return session.data
+
+    assert await on_key("chat:1") == 1
+    assert await on_key("chat:1") == 2

@@ -42,3 +42,34 @@ def test_frameworks_example_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "channel 99 counted 25 concurrent commands" in done.stdout
+
+
+def test_telebot_example_runs_twice_and_keeps_its_counter(tmp_path: Path) -> None:
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "telebot_bot.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "ERROR" not in done.stderr, done.stderr
+        outputs.append(done.stdout)
+    assert "bot -> 42: How old are you?" in outputs[0]
+    assert "/count was sent 2 times here" in outputs[0]
+    assert "/count was sent 4 times here" in outputs[1]  # the counter survived the restart
+
+
+def test_greenapi_example_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "greenapi_bot.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Account annie created." in done.stdout  # after the restart
+    assert "Your session timed out." in done.stdout

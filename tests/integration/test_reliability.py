@@ -198,3 +198,40 @@ def test_expiry_events_keep_coming_on_a_new_event_loop(tmp_path: Path) -> None:
     asyncio.run(wait_for("two"))
     asyncio.run(storage.close())
     assert seen == ["one", "two"]
+
+
+@pytest.mark.parametrize("autopipeline", ["true", "false"])
+def test_redis_across_event_loops_in_both_modes(redis_server: Any, autopipeline: str) -> None:
+    """Without the auto-pipeline, a second loop used to raise a raw 'Event loop is closed'."""
+    url = f"{redis_server.url}?prefix=loops-{uuid.uuid4().hex[:8]}:&autopipeline={autopipeline}"
+    storage = botstate.open_storage(url)
+
+    async def step(n: int) -> None:
+        await storage.set("n", n)
+        assert await storage.get("n") == n
+        assert await storage.update("n", lambda v: v + 1) == n + 1
+        assert [k async for k in storage.keys()] == ["n"]
+
+    for n in range(3):
+        asyncio.run(step(n))
+    asyncio.run(storage.close())
+
+
+def test_redis_client_given_by_the_caller_refuses_a_second_loop_clearly(
+    redis_server: Any,
+) -> None:
+    from redis.asyncio import Redis
+
+    from botstate_storage_redis import RedisAdapter
+
+    client = Redis.from_url(redis_server.url)
+    storage: botstate.Storage[Any] = botstate.Storage(
+        RedisAdapter(client=client, autopipeline=False)
+    )
+    asyncio.run(storage.set("k", 1))
+
+    async def again() -> None:
+        with pytest.raises(botstate.StorageUnavailable, match="another event loop"):
+            await storage.get("k")
+
+    asyncio.run(again())

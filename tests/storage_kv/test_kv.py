@@ -312,7 +312,7 @@ async def test_expired_item_still_stored_is_invisible(adapter: DynamoDBAdapter, 
     assert "Item" in raw.get_item(TableName=adapter.table, Key={"k": {"S": "k"}})
     assert await adapter.get("k") is None
     assert await adapter.get_expiry("k") is None
-    assert await adapter.set_if("k", b"w", version=got[1]) is False
+    assert await adapter.set_if("k", b"w", version=got[1]) is None
     assert await adapter.delete_if("k", version=got[1]) is False
     assert await adapter.delete("k") is False
     assert [k async for k in adapter.scan("")] == []
@@ -325,9 +325,9 @@ async def test_items_written_by_others_without_a_version(
     raw.put_item(TableName=adapter.table, Item={"k": {"S": "legacy"}, "v": {"B": b"old"}})
     got = await adapter.get_versioned("legacy")
     assert got == (b"old", 0)
-    assert await adapter.set_if("legacy", b"new", version=0) is True
-    assert await adapter.set_if("legacy", b"again", version=0) is False
-    assert await adapter.set_if("legacy", b"bad", version="nope") is False
+    assert await adapter.set_if("legacy", b"new", version=0) is not None
+    assert await adapter.set_if("legacy", b"again", version=0) is None
+    assert await adapter.set_if("legacy", b"bad", version="nope") is None
     assert await adapter.get("legacy") == b"new"
 
 

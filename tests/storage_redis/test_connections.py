@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
+import botstate
 from botstate.errors import ConfigError
 from botstate_storage_redis import RedisAdapter
 from botstate_storage_redis.pipeline import CHECK_AFTER_IDLE
@@ -203,3 +204,17 @@ async def test_command_cancelled_mid_connect_leaves_no_half_open_connection(
         own_redis.resume()
         await probe.aclose()
         await adapter.close()
+
+
+@pytest.mark.parametrize("name", ["my bot", "", "tab\there", "nl\n"])
+def test_a_client_name_redis_refuses_is_a_config_error_at_open(name: str) -> None:
+    """'redis://…?client_name=my bot' used to open fine and then fail every command."""
+    with pytest.raises(ConfigError, match="client_name"):
+        botstate.open_storage("redis://127.0.0.1:6379/0", client_name=name)
+
+
+def test_a_database_given_twice_must_agree() -> None:
+    with pytest.raises(ConfigError, match="give the database once"):
+        botstate.open_storage("redis://127.0.0.1:6379/1", db=4)
+    assert botstate.open_storage("redis://127.0.0.1:6379/1", db=1) is not None
+    assert botstate.open_storage("redis://127.0.0.1:6379", db=4) is not None

@@ -114,7 +114,7 @@ async def test_data_survives_reopen(db_path: Path) -> None:
     assert await second.get_expiry("a") == 4e9
     assert await second.get_versioned("c") == versioned
     assert versioned is not None
-    assert await second.set_if("c", b"4", version=versioned[1]) is True
+    assert await second.set_if("c", b"4", version=versioned[1]) is not None
     await second.close()
 
 
@@ -145,12 +145,12 @@ async def test_expired_rows_are_invisible_before_purge(db_path: Path) -> None:
     assert [k async for k in adapter.scan()] == []
     assert await adapter.get_versioned("k") is None
     assert await adapter.get_expiry("k") is None
-    assert await adapter.set_if("k", b"x", version=got[1]) is False
+    assert await adapter.set_if("k", b"x", version=got[1]) is None
     assert await adapter.delete_if("k", version=got[1]) is False
     assert await adapter.delete("k") is False
     assert await adapter.delete_many(["k"]) == 0
     assert rows(db_path, "SELECT key FROM botstate") == [("k",)]  # filtered, still stored
-    assert await adapter.set_if("k", b"new", version=None) is True
+    assert await adapter.set_if("k", b"new", version=None) is not None
     assert await adapter.get("k") == b"new"
     await adapter.close()
 
@@ -383,8 +383,8 @@ async def test_versions_change_on_every_write(adapter: SqliteAdapter) -> None:
         assert got is not None
         seen.add(got[1])
     assert len(seen) == 5
-    assert await adapter.set_if("k", b"x", version="not-a-version") is False
-    assert await adapter.set_if("k", b"x", version=2**70) is False
+    assert await adapter.set_if("k", b"x", version="not-a-version") is None
+    assert await adapter.set_if("k", b"x", version=2**70) is None
     assert await adapter.delete_if("k", version=b"nope") is False
 
 

@@ -128,7 +128,7 @@ class BaseAdapter:
         *,
         version: Version | None,
         expires_at: float | None = None,
-    ) -> bool:
+    ) -> Version | None:
         raise UnsupportedOperation(f"{type(self).__name__} has no atomic operations (no ATOMIC)")
 
     async def delete_if(self, key: str, *, version: Version) -> bool:

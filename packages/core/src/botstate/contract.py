@@ -117,11 +117,15 @@ class StorageAdapter(Protocol):
         *,
         version: Version | None,
         expires_at: float | None = None,
-    ) -> bool:
+    ) -> Version | None:
         """Write only if the entry still has ``version`` (``None``: only if absent).
 
-        Return ``True`` if written. Exactly one of many concurrent writers
-        holding the same version wins. An expired entry counts as absent. ``ATOMIC``.
+        Return the entry's new version when it wrote, ``None`` when it did not.
+        The returned token MUST be the one a following ``get_versioned`` would
+        report, so it can be passed at once to the next ``set_if``/``delete_if``
+        without reading the entry again (a lease renews in one round trip).
+        Exactly one of many concurrent writers holding the same version wins.
+        An expired entry counts as absent. ``ATOMIC``.
         """
         ...
 

@@ -20,7 +20,7 @@ no driver exception reaches the caller raw::
     ├── MigrationError              session data newer than the code, or a migration failed
     └── StorageError
         ├── StorageUnavailable      connection refused or lost, timeout
-        ├── ConflictError           an atomic update kept losing to other writers
+        ├── ConflictError           an atomic update kept losing; a lock not got in time or lost
         ├── ValueTooLarge           the backend cannot hold a value this big
         └── UnsupportedOperation (NotImplementedError)
                                     the adapter cannot do this; the message says why
@@ -128,7 +128,8 @@ class StorageUnavailable(StorageError):
 
 
 class ConflictError(StorageError):
-    """An atomic operation lost to concurrent writers more often than allowed."""
+    """An atomic operation lost to concurrent writers more often than allowed, or a
+    lock (``Storage.lock``) was not got within its timeout or was lost while held."""
 
 
 class ValueTooLarge(StorageError):

@@ -16,6 +16,8 @@ def validate_key(key: object) -> str:
     A key is a non-empty ``str`` of at most 1024 UTF-8 bytes with no NUL
     character and no lone surrogate.
     """
+    if type(key) is str and key.isascii() and 0 < len(key) <= MAX_KEY_BYTES and "\x00" not in key:
+        return key  # the common case, without encoding: ASCII is one byte per character
     if not isinstance(key, str):
         raise InvalidKey(f"key must be str, not {type(key).__name__}: {key!r}", key)
     if not key:

@@ -1,4 +1,20 @@
-"""Distributed lease locks built on ``set_if``/``delete_if`` (any ATOMIC adapter)."""
+"""Leases: a lock entry with expiry, held across processes and hosts (any ATOMIC adapter).
+
+Internal to :meth:`botstate.storage.Storage.lock`, which adds the in-process
+part and the timeout. A lease is the entry ``key`` holding a random token and
+expiring ``ttl`` seconds after it was last written; a crashed holder's lease
+simply runs out. Taking it is one ``set_if(version=None)``, renewing one
+``set_if`` with the version the last write returned, releasing one
+``delete_if``: ``set_if`` returns the new version, so no read is needed.
+
+Cancellation never leaves a lease behind. Every write is shielded: a holder
+cancelled while its write is in flight waits for the write's outcome and
+undoes it; a holder cancelled while releasing waits until the release is
+done. The cleanup runs as a task of its own, and the cancelled holder raises
+its cancellation only once the cleanup is over. When a write failed and its
+outcome is unknown, the entry is read and deleted only if it still holds our
+token.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +22,29 @@ import asyncio
 import logging
 import os
 import random
-from types import TracebackType
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from .capabilities import Capability
-from .clock import Clock, system_clock
+from .clock import Clock
 from .contract import StorageAdapter, Version
-from .errors import ConflictError, UnsupportedOperation
-from .options import seconds
+from .errors import ConflictError
 
 __all__ = ["Lease"]
 
 logger = logging.getLogger("botstate")
 
+_FIRST_DELAY = 0.002
+_MAX_DELAY = 0.1
+
 
 class Lease:
-    """A lock on ``key`` held by one holder across processes and hosts, with expiry.
+    """One holding of the lease ``key`` in ``adapter``; use it once.
 
-    The lock is an entry whose value is a random token and whose expiry is
-    ``now + ttl``; a crashed holder's lock simply expires. While held, a
-    background task renews it every ``ttl / 3`` seconds so long handlers keep
-    it. ``lost`` turns true if a renewal finds the lock taken over.
-
-    >>> async with Lease(adapter, "locks:chat:1", ttl=30, timeout=10):
-    ...     ...  # one holder at a time, everywhere
+    ``background`` keeps the cleanup tasks alive (and lets their owner wait
+    for them before closing the adapter). While held, a task renews the
+    lease every ``ttl / 3`` seconds; ``lost`` turns true when a renewal or
+    the release finds it expired or taken over, or when renewals kept
+    failing for ``ttl`` seconds.
     """
 
     def __init__(
@@ -36,52 +52,87 @@ class Lease:
         adapter: StorageAdapter,
         key: str,
         *,
-        ttl: float = 30.0,
-        timeout: float = 60.0,
-        clock: Clock = system_clock,
+        ttl: float,
+        clock: Clock,
+        background: set[asyncio.Task[Any]],
     ) -> None:
-        if Capability.ATOMIC not in adapter.capabilities:
-            raise UnsupportedOperation(
-                f"distributed locks need an ATOMIC adapter; {type(adapter).__name__} is not"
-            )
-        ttl = seconds(ttl, "lock ttl")
-        timeout = seconds(timeout, "lock timeout", zero=True)
-        self.adapter = adapter
         self.key = key
         self.ttl = ttl
-        self.timeout = timeout
-        self.clock = clock
-        self.lost = False
+        self._adapter = adapter
+        self._clock = clock
+        self._background = background
         self._token = os.urandom(16)
         self._version: Version | None = None
+        self._version_known = True  # False after a write whose outcome is unknown
         self._renewer: asyncio.Task[None] | None = None
+        self._renewal: asyncio.Future[Version | None] | None = None  # a renewal in flight
+        self._held = False
+        self._lost = False
 
     @property
     def held(self) -> bool:
-        return self._version is not None and not self.lost
+        """Taken, not yet released, and not known to be lost."""
+        return self._held and not self._lost
 
-    async def acquire(self) -> None:
-        """Wait until the lock is ours; ``ConflictError`` after ``timeout`` seconds."""
+    @property
+    def lost(self) -> bool:
+        """The lease expired or was taken over while it was held."""
+        return self._lost
+
+    # -- taking -----------------------------------------------------------
+    async def acquire(self, timeout: float) -> None:
+        """Take the lease, retrying with backoff; ``ConflictError`` after ``timeout`` seconds.
+
+        ``timeout=0`` makes exactly one attempt.
+        """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        delay = 0.002
-        while True:
-            if await self.adapter.set_if(
-                self.key, self._token, version=None, expires_at=self.clock() + self.ttl
-            ):
-                current = await self.adapter.get_versioned(self.key)
-                if current is not None and current[0] == self._token:
-                    self._version = current[1]
-                    self.lost = False
-                    self._renewer = asyncio.create_task(self._renew_forever())
-                    return
-            if loop.time() >= deadline:
+        deadline = loop.time() + timeout
+        delay = _FIRST_DELAY
+        while not await self._take():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 raise ConflictError(
-                    f"lock {self.key!r} still held by another after {self.timeout}s"
+                    f"lock {self.key!r} still held by another holder after {timeout}s"
                 )
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.1)
+            await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+            delay = min(delay * 2, _MAX_DELAY)
 
+    async def _take(self) -> bool:
+        write = self._write(None)
+        try:
+            version = await asyncio.shield(write)
+        except BaseException:
+            # Cancelled while the write goes on, or failed after it may have landed.
+            await _settle(self._undo(write), self._background)
+            raise
+        if version is None:
+            return False
+        # No await from here on: a cancellation cannot fall between the write and the renewer.
+        self._version = version
+        self._held = True
+        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+        return True
+
+    async def _undo(self, write: asyncio.Future[Version | None]) -> None:
+        """Remove the lease a cancelled or failed ``_take`` may have written."""
+        try:
+            try:
+                version = await write
+            except BaseException:
+                await self._delete_if_ours()  # the outcome is unknown: look
+                return
+            if version is not None:
+                await self._adapter.delete_if(self.key, version=version)
+        except Exception as err:
+            logger.warning(
+                "could not remove lock %r after a cancelled or failed acquire "
+                "(it expires by itself in %ss): %s",
+                self.key,
+                self.ttl,
+                err,
+            )
+
+    # -- renewing ---------------------------------------------------------
     async def _renew_forever(self) -> None:
         loop = asyncio.get_running_loop()
         renewed = loop.time()
@@ -89,48 +140,125 @@ class Lease:
             await asyncio.sleep(self.ttl / 3)
             try:
                 if not await self._renew():
-                    break  # someone else holds it now
+                    break  # expired or taken over
                 renewed = loop.time()
+            except asyncio.CancelledError:
+                raise  # release() settles the renewal in flight
             except Exception as err:  # e.g. StorageUnavailable: retry until the lease runs out
-                logger.warning("renewing lease %r failed: %s", self.key, err)
+                logger.warning("renewing lock %r failed: %s", self.key, err)
                 if loop.time() - renewed >= self.ttl:
                     break
-        self.lost = True
-        logger.warning("lease %r was lost before it was released", self.key)
+        self._lost = True
+        logger.warning("lock %r was lost before it was released", self.key)
 
     async def _renew(self) -> bool:
-        version = self._version
+        current = await self._current()
+        if current is None:
+            return False
+        renewal = self._renewal = self._write(current)
+        try:
+            version = await asyncio.shield(renewal)
+        except asyncio.CancelledError:
+            raise  # keep self._renewal: release() waits for its outcome
+        except Exception:
+            self._renewal = None
+            self._version_known = False  # it may have landed: find out next time
+            raise
+        self._renewal = None
         if version is None:
             return False
-        ok = await self.adapter.set_if(
-            self.key, self._token, version=version, expires_at=self.clock() + self.ttl
-        )
-        if not ok:
-            return False
-        current = await self.adapter.get_versioned(self.key)
-        if current is None or current[0] != self._token:
-            return False
-        self._version = current[1]
+        self._version = version
         return True
 
-    async def release(self) -> None:
-        """Give the lock up (only if it is still ours). Safe to call twice."""
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
-        version, self._version = self._version, None
-        if version is not None and not self.lost:
-            await self.adapter.delete_if(self.key, version=version)
+    # -- releasing --------------------------------------------------------
+    async def release(self, then: Callable[[], None] | None = None) -> None:
+        """Give the lease up if it is still ours, then call ``then()``; safe to call twice.
 
-    async def __aenter__(self) -> Lease:
-        await self.acquire()
-        return self
+        Runs to the end even if the caller is cancelled meanwhile. A storage
+        error while releasing is raised after ``then()`` ran (the lease then
+        expires by itself after ``ttl``); a lease found lost sets ``lost``.
+        """
+        await _settle(self._release(then), self._background)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.release()
+    async def _release(self, then: Callable[[], None] | None) -> None:
+        try:
+            if not self._held:
+                return
+            self._held = False
+            renewer, self._renewer = self._renewer, None
+            if renewer is not None:
+                renewer.cancel()
+                await asyncio.gather(renewer, return_exceptions=True)
+            renewal, self._renewal = self._renewal, None
+            if renewal is not None:  # cancelled mid-renewal: learn the version it wrote
+                try:
+                    renewed = await renewal
+                except BaseException:
+                    self._version_known = False
+                else:
+                    if renewed is None:
+                        self._lost = True
+                    else:
+                        self._version = renewed
+            if self._lost:
+                return
+            current = await self._current()
+            if current is None or not await self._adapter.delete_if(self.key, version=current):
+                self._lost = True
+        finally:
+            if then is not None:
+                then()
+
+    # -- helpers ----------------------------------------------------------
+    def _write(self, version: Version | None) -> asyncio.Future[Version | None]:
+        """Start writing the lease (take: ``version=None``; renew: the current version)."""
+        return asyncio.ensure_future(
+            self._adapter.set_if(
+                self.key, self._token, version=version, expires_at=self._clock() + self.ttl
+            )
+        )
+
+    async def _current(self) -> Version | None:
+        """Our version (read back if a failed write left it unknown); ``None`` if not ours."""
+        if self._version_known:
+            return self._version
+        got = await self._adapter.get_versioned(self.key)
+        self._version = got[1] if got is not None and got[0] == self._token else None
+        self._version_known = True
+        return self._version
+
+    async def _delete_if_ours(self) -> None:
+        got = await self._adapter.get_versioned(self.key)
+        if got is not None and got[0] == self._token:
+            await self._adapter.delete_if(self.key, version=got[1])
+
+
+async def _settle(work: Coroutine[Any, Any, None], background: set[asyncio.Task[Any]]) -> None:
+    """Run ``work`` to its end even if the caller is cancelled meanwhile.
+
+    The caller waits for the end in any case (so once a cancelled holder's
+    task is over, its lock is free) and then raises its cancellation. The
+    work runs as a task in ``background``: only the loop shutting down can
+    stop it, and then the caller sees that cancellation at once.
+    """
+    task = asyncio.ensure_future(work)
+    background.add(task)
+    task.add_done_callback(background.discard)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if task.cancelled():
+                raise
+            cancelled = err
+            if not task.done():
+                continue
+        except Exception:
+            pass  # the work failed: raised below, unless a cancellation wins
+        break
+    if cancelled is not None:
+        if task.exception() is not None:
+            logger.warning("lock cleanup failed after a cancellation: %s", task.exception())
+        raise cancelled
+    task.result()

@@ -1,11 +1,19 @@
-"""Per-key asyncio locks that are freed as soon as nobody holds or awaits them."""
+"""Locks: per-key asyncio locks, and the one-holder-per-key lock ``Storage.lock`` returns."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import time
 from types import TracebackType
 
-__all__ = ["KeyedLock"]
+from .errors import ConflictError, UsageError
+from .leases import Lease
+
+__all__ = ["KeyedLock", "Lock"]
+
+logger = logging.getLogger("botstate")
 
 
 class KeyedLock:
@@ -24,9 +32,9 @@ class KeyedLock:
         """How many keys currently have a lock object (held or awaited)."""
         return len(self._locks)
 
-    def hold(self, key: str) -> _Hold:
-        """An async context manager holding the lock of ``key``."""
-        return _Hold(self._locks, key)
+    def hold(self, key: str) -> Hold:
+        """The lock of ``key``: ``async with`` it, or ``acquire()``/``release()`` it once."""
+        return Hold(self._locks, key)
 
 
 class _Entry:
@@ -37,7 +45,9 @@ class _Entry:
         self.users = 0  # tasks holding or waiting for the lock
 
 
-class _Hold:
+class Hold:
+    """One task's use of the lock of one key (from :meth:`KeyedLock.hold`)."""
+
     __slots__ = ("_entry", "_key", "_locks")
 
     def __init__(self, locks: dict[str, _Entry], key: str) -> None:
@@ -45,17 +55,38 @@ class _Hold:
         self._key = key
         self._entry: _Entry | None = None
 
-    async def __aenter__(self) -> None:
+    async def acquire(self, timeout: float = math.inf) -> bool:
+        """Wait up to ``timeout`` seconds for the lock; ``False`` if it stayed taken."""
         entry = self._locks.get(self._key)
         if entry is None:
             entry = self._locks[self._key] = _Entry()
         entry.users += 1
-        self._entry = entry
         try:
-            await entry.lock.acquire()
+            if entry.users == 1 or timeout == math.inf:
+                await entry.lock.acquire()  # at once when nobody else holds or waits
+            elif timeout <= 0:
+                self._forget(entry)
+                return False
+            else:
+                await asyncio.wait_for(entry.lock.acquire(), timeout)
+        except asyncio.TimeoutError:
+            self._forget(entry)
+            return False
         except BaseException:
             self._forget(entry)
             raise
+        self._entry = entry
+        return True
+
+    def release(self) -> None:
+        """Release the lock (no-op if this hold does not have it)."""
+        entry, self._entry = self._entry, None
+        if entry is not None:
+            entry.lock.release()
+            self._forget(entry)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     async def __aexit__(
         self,
@@ -63,12 +94,104 @@ class _Hold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entry = self._entry
-        assert entry is not None
-        entry.lock.release()
-        self._forget(entry)
+        self.release()
 
     def _forget(self, entry: _Entry) -> None:
         entry.users -= 1
         if entry.users == 0 and self._locks.get(self._key) is entry:
             del self._locks[self._key]
+
+
+class Lock:
+    """One holder of ``key`` at a time: what :meth:`Storage.lock` returns.
+
+    Use it once, as ``async with storage.lock(key) as lock:`` (or
+    ``acquire()`` then ``release()``). In-process waiters queue on a per-key
+    asyncio lock; on ATOMIC storages the holder then takes a lease in the
+    store, so the lock also holds across processes and hosts. ``held`` says
+    whether it is held now; ``lost`` whether its lease expired or was taken
+    over while held (then leaving the ``async with`` block raises
+    :class:`~botstate.errors.ConflictError`).
+    """
+
+    def __init__(self, key: str, local: Hold, lease: Lease | None, *, timeout: float) -> None:
+        self.key = key
+        self.timeout = timeout
+        self._local = local
+        self._lease = lease
+        self._state = "new"  # -> "acquiring" -> "held" -> "released"
+
+    @property
+    def held(self) -> bool:
+        """Acquired, not released, and (for a lease) not lost."""
+        return self._state == "held" and (self._lease is None or self._lease.held)
+
+    @property
+    def lost(self) -> bool:
+        """The lease expired or was taken over while held (always ``False`` in-process)."""
+        return self._lease is not None and self._lease.lost
+
+    async def acquire(self) -> None:
+        """Wait for the lock; ``ConflictError`` after ``timeout`` seconds (``0``: one try)."""
+        if self._state != "new":
+            raise UsageError(f"lock {self.key!r} was already acquired once; get a new one")
+        self._state = "acquiring"
+        started = time.monotonic() if self._lease is not None else 0.0
+        try:
+            if not await self._local.acquire(self.timeout):
+                raise ConflictError(
+                    f"lock {self.key!r} still held by another task of this process "
+                    f"after {self.timeout}s"
+                )
+            if self._lease is not None:
+                try:
+                    await self._lease.acquire(max(0.0, self.timeout - time.monotonic() + started))
+                except BaseException:
+                    self._local.release()
+                    raise
+        except BaseException:
+            self._state = "released"
+            raise
+        self._state = "held"
+
+    async def release(self) -> None:
+        """Release the lock; a no-op unless it is held.
+
+        It runs to the end even if the caller is cancelled meanwhile. A storage
+        error while giving up the lease is raised (the lease then expires by
+        itself after ``ttl``); a lost lease only sets :attr:`lost`.
+        """
+        if self._state != "held":
+            return
+        self._state = "released"
+        if self._lease is None:
+            self._local.release()
+        else:
+            await self._lease.release(then=self._local.release)
+
+    async def __aenter__(self) -> Lock:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.release()
+        except Exception as err:
+            if exc is None:
+                raise
+            logger.warning("releasing lock %r failed: %s", self.key, err)
+            return
+        if self.lost and exc is None:
+            raise ConflictError(
+                f"lock {self.key!r} was lost while held (its lease expired or was taken over, "
+                "e.g. after renewals failed for ttl seconds): another holder may have run "
+                "at the same time"
+            )
+
+    def __repr__(self) -> str:
+        return f"Lock({self.key!r}, {self._state}{', lost' if self.lost else ''})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import inspect
 import logging
 import math
@@ -16,21 +17,23 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast, overload
 from .capabilities import Capability
 from .clock import Clock, system_clock
 from .codecs import Codec, for_type, type_name
-from .contract import ExpiryEvent, StorageAdapter
+from .contract import ExpiryEvent, StorageAdapter, Version
+from .entry import Entry, require_capability
 from .errors import (
     ConfigError,
     ConflictError,
     DecodeError,
     EncodeError,
     InvalidArgument,
-    UnsupportedOperation,
+    InvalidKey,
 )
 from .keys import NAMESPACE_SEPARATOR, validate_key, validate_namespace
-from .locks import KeyedLock
+from .leases import Lease
+from .locks import KeyedLock, Lock
 from .options import seconds
 from .plugins import get_codec
 
-__all__ = ["FOREVER", "Storage", "TTL"]
+__all__ = ["FOREVER", "LOCK_PREFIX", "TTL", "Storage"]
 
 logger = logging.getLogger("botstate")
 
@@ -40,6 +43,14 @@ FOREVER = math.inf
 """Pass as ``ttl`` to store without expiry even when the storage has a default TTL."""
 
 TTL: TypeAlias = "float | timedelta | None"
+
+LOCK_PREFIX = NAMESPACE_SEPARATOR + "lock" + NAMESPACE_SEPARATOR
+"""Adapter keys of :meth:`Storage.lock` leases: ``":lock:" + <the locked entry's full key>``.
+
+A namespace is never empty and has no ``":"``, so no namespaced key starts
+with it; a storage without namespace refuses user keys that do, and hides
+lease entries from ``keys()``, ``clear()`` and ``on_expire()``.
+"""
 
 _ABSENT = object()
 
@@ -120,12 +131,22 @@ class Storage(Generic[T]):
         self.clock = clock
         self.max_retries = max_retries
         self._prefix = f"{self.namespace}{NAMESPACE_SEPARATOR}" if self.namespace else ""
+        # Shared with the views of with_namespace(): same adapter, same keys.
         self._local_locks = KeyedLock()
+        self._lock_tasks: set[asyncio.Task[Any]] = set()  # lease cleanups still running
 
     # -- helpers ----------------------------------------------------------
     def full_key(self, key: str) -> str:
         """The adapter-level key for ``key``: validated, with the namespace prefix."""
-        return self._prefix + validate_key(key)
+        if self._prefix:
+            return self._prefix + validate_key(key)
+        if validate_key(key).startswith(LOCK_PREFIX):
+            raise InvalidKey(
+                f"keys starting with {LOCK_PREFIX!r} are reserved for Storage.lock() in a "
+                f"storage without namespace: {key[:40]!r}",
+                key,
+            )
+        return key
 
     def expires_at(self, ttl: TTL = None) -> float | None:
         """The absolute expiry a write with ``ttl`` gets now (``None``: never)."""
@@ -133,6 +154,10 @@ class Storage(Generic[T]):
         if duration is None or duration == math.inf:
             return None
         return self.clock() + duration
+
+    def entry(self, key: str) -> Entry:
+        """``key`` validated once, to read and write its stored bytes (see :class:`Entry`)."""
+        return Entry(self, key)
 
     def encode(self, key: str, value: T) -> bytes:
         """Encode ``value`` with the codec; ``EncodeError`` names ``key``."""
@@ -156,11 +181,7 @@ class Storage(Generic[T]):
             ) from err
 
     def _require(self, capability: Capability, what: str) -> None:
-        if capability not in self.adapter.capabilities:
-            raise UnsupportedOperation(
-                f"{what} needs the {capability.name} capability, which "
-                f"{type(self.adapter).__name__} does not have"
-            )
+        require_capability(self.adapter, capability, what)
 
     # -- single keys ------------------------------------------------------
     async def get(self, key: str, default: T | None = None) -> T | None:
@@ -221,12 +242,20 @@ class Storage(Generic[T]):
             raise InvalidArgument(f"prefix must be str, not {type(prefix).__name__}")
         cut = len(self._prefix)
         async for full in self.adapter.scan(self._prefix + prefix):
-            yield full[cut:]
+            if cut or not full.startswith(LOCK_PREFIX):
+                yield full[cut:]
 
     async def clear(self) -> int:
-        """Delete every key of this namespace (of the whole store if there is none)."""
+        """Delete every key of this namespace (of the whole store if there is none).
+
+        Held locks (:meth:`lock`) are left alone.
+        """
         self._require(Capability.SCAN, "clear()")
-        doomed = [full async for full in self.adapter.scan(self._prefix)]
+        doomed = [
+            full
+            async for full in self.adapter.scan(self._prefix)
+            if self._prefix or not full.startswith(LOCK_PREFIX)
+        ]
         removed = 0
         for start in range(0, len(doomed), 500):
             removed += await self.adapter.delete_many(doomed[start : start + 500])
@@ -273,13 +302,85 @@ class Storage(Generic[T]):
             else:
                 data = self.encode(key, new)
                 version = None if current is None else current[1]
-                if await self.adapter.set_if(
+                written = await self.adapter.set_if(
                     full, data, version=version, expires_at=self.expires_at(ttl)
-                ):
+                )
+                if written is not None:
                     return cast("T | None", new)
             # Lost the race: back off a little, with jitter, so writers spread out.
             await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
         raise ConflictError(f"update of key {key!r} lost to other writers {self.max_retries} times")
+
+    # -- versions (compare-and-set) ---------------------------------------
+    async def get_versioned(self, key: str) -> tuple[T, Version] | None:
+        """Return ``(value, version)`` of ``key``, or ``None`` if absent. Needs ATOMIC.
+
+        The version is an opaque token for :meth:`set_if`/:meth:`delete_if`:
+
+        >>> got = await storage.get_versioned("cart:1")
+        >>> if got is not None:
+        ...     cart, version = got
+        ...     await storage.set_if("cart:1", cart | {"paid": True}, version=version)
+        """
+        got = await self.entry(key).get_versioned()
+        return None if got is None else (self.decode(key, got[0]), got[1])
+
+    async def set_if(
+        self, key: str, value: T, *, version: Version | None, ttl: TTL = None
+    ) -> Version | None:
+        """Store ``value`` only if ``key`` still has ``version`` (``None``: only if absent).
+
+        Return the new version when it wrote (use it at once for the next
+        ``set_if``/``delete_if``, no read needed), ``None`` when it did not.
+        Exactly one of many concurrent writers holding one version wins.
+        Nothing is written if encoding fails. Needs ATOMIC.
+        """
+        entry = self.entry(key)
+        return await entry.set_if(self.encode(key, value), version=version, ttl=ttl)
+
+    async def delete_if(self, key: str, *, version: Version) -> bool:
+        """Delete ``key`` only if it still has ``version``; ``True`` if deleted. Needs ATOMIC."""
+        return await self.entry(key).delete_if(version=version)
+
+    # -- locks ------------------------------------------------------------
+    def lock(
+        self, key: str, *, ttl: float | timedelta = 30.0, timeout: float | timedelta = 60.0
+    ) -> Lock:
+        """One holder of ``key`` at a time; ``ConflictError`` if not got within ``timeout`` s.
+
+        >>> async with storage.lock("chat:1"):
+        ...     ...  # no other holder of "chat:1" runs now, in any process or host
+
+        On ATOMIC adapters the lock is a lease in the store (a ``set_if``
+        with expiry ``ttl`` under ``":lock:" + full key``, see
+        :data:`LOCK_PREFIX`), renewed every ``ttl / 3`` seconds while held
+        and released with ``delete_if``: one round trip each. It holds across
+        processes and hosts; a crashed holder's lease runs out after ``ttl``.
+        Waiters in this process queue on a per-key asyncio lock first (shared
+        by the ``with_namespace`` views of this storage), so only one of them
+        polls the store. On other adapters the lock is that in-process lock
+        alone and ``ttl`` is unused. Its bookkeeping is freed when nobody
+        holds or waits for the key.
+
+        ``timeout=0`` tries once. Cancelling the holder at any point (while
+        acquiring, holding, renewing or releasing) never leaves the lock
+        held: a write in flight is awaited and undone. If the lease is lost
+        while held (it expired, e.g. after renewals failed for ``ttl``
+        seconds, and someone took it), ``lock.lost`` turns true and leaving
+        the block raises ``ConflictError``. Not re-entrant: a holder asking
+        for the same key again waits for itself until ``timeout``. A ``ttl``
+        that is not a positive number of seconds (at most 100 years), or a
+        negative ``timeout``, raises ``InvalidArgument``.
+        """
+        lease_ttl = seconds(ttl, "lock ttl")
+        wait = seconds(timeout, "lock timeout", zero=True, forever=True)  # inf: wait forever
+        name = LOCK_PREFIX + self.full_key(key)
+        lease = None
+        if Capability.ATOMIC in self.adapter.capabilities:
+            lease = Lease(
+                self.adapter, name, ttl=lease_ttl, clock=self.clock, background=self._lock_tasks
+            )
+        return Lock(key, self._local_locks.hold(name), lease, timeout=wait)
 
     # -- events and lifecycle ---------------------------------------------
     def on_expire(
@@ -301,6 +402,8 @@ class Storage(Generic[T]):
         def relay(event: ExpiryEvent) -> Awaitable[None] | None:
             if not event.key.startswith(prefix) or (event.reason != "expired" and not evictions):
                 return None
+            if not cut and event.key.startswith(LOCK_PREFIX):
+                return None  # a lease of lock(), not a value
             key = event.key[cut:]
             try:
                 value: T | None = self.decode(key, event.value)
@@ -313,17 +416,18 @@ class Storage(Generic[T]):
 
     def with_namespace(self, namespace: str | None) -> Storage[T]:
         """A view of the same adapter under another namespace (same codec, TTL and clock)."""
-        return Storage(
-            self.adapter,
-            namespace=namespace,
-            ttl=self.default_ttl,
-            codec=self.codec,
-            clock=self.clock,
-            max_retries=self.max_retries,
-        )
+        view = copy.copy(self)
+        view._set_namespace(namespace)
+        return view
+
+    def _set_namespace(self, namespace: str | None) -> None:
+        self.namespace = validate_namespace(namespace)
+        self._prefix = f"{self.namespace}{NAMESPACE_SEPARATOR}" if self.namespace else ""
 
     async def close(self) -> None:
-        """Close the adapter (shared with any ``with_namespace`` views)."""
+        """Close the adapter (shared with any views), after pending lock releases."""
+        if self._lock_tasks:
+            await asyncio.gather(*self._lock_tasks, return_exceptions=True)
         await self.adapter.close()
 
     async def __aenter__(self) -> Storage[T]:

@@ -404,15 +404,16 @@ class DynamoDBAdapter(BaseAdapter):
         *,
         version: Version | None,
         expires_at: float | None = None,
-    ) -> bool:
+    ) -> Version | None:
         check_size(key, value, expires_at)
+        fresh = new_version()  # chosen here, so the new version is known without a read
         params: dict[str, Any] = {
             "TableName": self.table,
-            "Item": put_item(key, value, encode_expiry(expires_at), new_version()),
+            "Item": put_item(key, value, encode_expiry(expires_at), fresh),
         }
         if not self._condition(params, version):
-            return False
-        return await self._write_if("put_item", params)
+            return None
+        return fresh if await self._write_if("put_item", params) else None
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
         params: dict[str, Any] = {"TableName": self.table, "Key": self._key(key)}

@@ -103,7 +103,8 @@ class MemoryAdapter(BaseAdapter):
             return None
         return entry
 
-    def _write(self, key: str, value: bytes, expires_at: float | None) -> None:
+    def _write(self, key: str, value: bytes, expires_at: float | None) -> int:
+        """Store one entry; return its new version."""
         self._counter = version = self._counter + 1
         data = self._data
         data[key] = (value if type(value) is bytes else bytes(value), expires_at, version)
@@ -113,6 +114,7 @@ class MemoryAdapter(BaseAdapter):
                 self._evict()
         if expires_at is not None:
             self._track_expiry(expires_at, version, key)
+        return version
 
     def _track_expiry(self, expires_at: float, seq: int, keys: str | tuple[str, ...]) -> None:
         """Leave a heap hint for ``keys``, start the sweeper, keep the heap compact."""
@@ -259,14 +261,13 @@ class MemoryAdapter(BaseAdapter):
         *,
         version: Version | None,
         expires_at: float | None = None,
-    ) -> bool:
+    ) -> Version | None:
         self.check_open()
         entry = self._live(key)
         current = None if entry is None else entry[_VERSION]
         if current != version:
-            return False
-        self._write(key, value, expires_at)
-        return True
+            return None
+        return self._write(key, value, expires_at)
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
         self.check_open()

@@ -127,12 +127,14 @@ class RedisAdapter(BaseAdapter):
             self._cluster = isinstance(client, RedisCluster)
             self.options = _options_for_client(options, cluster=self._cluster)
             self._client = client
+            self._target: Target | None = None
             self._owns_client = bool(close_client)
             if _decodes_responses(client):
                 raise ConfigError("the redis client must be created with decode_responses=False")
             self._where = "an existing client"
         else:
             target, self.options = parse_target(url, options)
+            self._target = target
             self._secrets = (target.password,) if target.password else ()
             self.hide_in_logs(self._secrets)
             self._client = _make_client(target, self.options)
@@ -153,6 +155,7 @@ class RedisAdapter(BaseAdapter):
         # through its lazy first initialize(); we run it once, alone, first.
         self._init_lock = asyncio.Lock()
         self._cluster_ready = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop in use
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> RedisAdapter:
@@ -192,12 +195,42 @@ class RedisAdapter(BaseAdapter):
             return StorageUnavailable(f"redis at {self._where} is unavailable: {text}")
         return StorageError(f"redis at {self._where} failed: {text}")
 
+    def _ready(self) -> None:
+        """Refuse work once closed; follow a new event loop with a new client.
+
+        redis-py's connections belong to the event loop they were made on. A
+        storage used from a second loop (a second ``asyncio.run()``, a sync
+        bridge) gets a fresh client built from the same URL; the old one's
+        connections died with their loop. A client given with ``client=``
+        cannot be rebuilt: using it from another loop is refused clearly.
+        """
+        self.check_open()
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        first, self._loop = self._loop is None, loop
+        if first:
+            return
+        if self._target is None:
+            raise StorageUnavailable(
+                "the redis client given with client= belongs to the event loop it was first "
+                "used on; open the storage from a URL to use it from another event loop"
+            )
+        self._client = _make_client(self._target, self.options)
+        if self._pipeline is not None:
+            assert isinstance(self._client, Redis)
+            self._pipeline = AutoPipeline(self._client.connection_pool)
+        self._init_lock = asyncio.Lock()
+        self._cluster_ready = False
+        if self._limit is not None:
+            self._limit = asyncio.Semaphore(self.options.max_connections)
+
     async def _raw(self, *args: Any) -> Any:
         """One command; driver errors are left to the caller (see :meth:`_run`).
 
         Replies are raw on the auto-pipeline, parsed by redis-py otherwise.
         """
-        self.check_open()
+        self._ready()
         task = asyncio.current_task()
         pending = _cancel_requests(task)
         if self._pipeline is not None:
@@ -221,7 +254,7 @@ class RedisAdapter(BaseAdapter):
 
     async def _in_cluster(self, call: Callable[[RedisCluster], Awaitable[_T]]) -> _T:
         """``call(cluster client)`` once it is initialized, within ``max_connections``."""
-        self.check_open()
+        self._ready()
         cluster = self._client
         assert isinstance(cluster, RedisCluster) and self._limit is not None
         if not self._cluster_ready:
@@ -237,7 +270,7 @@ class RedisAdapter(BaseAdapter):
 
         The first error reply is raised (wrapped), like any driver error.
         """
-        self.check_open()
+        self._ready()
         task = asyncio.current_task()
         pending = _cancel_requests(task)
         try:
@@ -354,7 +387,7 @@ class RedisAdapter(BaseAdapter):
         pattern = escape_glob(self.prefix + prefix) + "*"
         cut = len(self.prefix)
         seen: set[bytes] = set()
-        self.check_open()
+        self._ready()
         try:
             if self._cluster:
                 await self._in_cluster(_nothing)  # initialize the cluster client first
@@ -411,17 +444,19 @@ class RedisAdapter(BaseAdapter):
         *,
         version: Version | None,
         expires_at: float | None = None,
-    ) -> bool:
+    ) -> Version | None:
         if version is None:
             expected = b""
         else:
             header = header_of(version)
             if header is None:
-                return False  # not a version this adapter hands out: it cannot match
+                return None  # not a version this adapter hands out: it cannot match
             expected = header
         at = b"" if expires_at is None else pxat(expires_at)
-        result = await self._eval(SET_IF, [self.prefix + key], expected, new_header() + value, at)
-        return bool(result)
+        # The new header is chosen here, so the new version is known without a read.
+        fresh = new_header()
+        result = await self._eval(SET_IF, [self.prefix + key], expected, fresh + value, at)
+        return int.from_bytes(fresh, "big") if result else None
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
         header = header_of(version)
@@ -437,10 +472,12 @@ class RedisAdapter(BaseAdapter):
         close may have re-opened.
         """
         self._closed = True  # before any await: no command starts from now on
+        # Connections made on an event loop that has ended died with it: nothing to close.
+        same_loop = self._loop is None or self._loop is asyncio.get_running_loop()
         try:
             if self._pipeline is not None:
                 await self._pipeline.aclose()
-            if self._owns_client:
+            if self._owns_client and same_loop:
                 await self._client.aclose()
         except _DRIVER_ERRORS:
             pass  # closing a connection to a dead server must not fail

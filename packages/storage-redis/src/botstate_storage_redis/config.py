@@ -76,6 +76,13 @@ class RedisOptions:
             raise ConfigError(
                 f"redis option max_connections must be >= 1, got {self.max_connections}"
             )
+        name = self.client_name
+        if name is not None and (not name or any(c.isspace() or not c.isprintable() for c in name)):
+            # Redis refuses CLIENT SETNAME with spaces: every command would fail on connect.
+            raise ConfigError(
+                f"redis option client_name must be non-empty, without spaces or control "
+                f"characters (Redis refuses it), got {name!r}"
+            )
 
 
 @dataclass(frozen=True, repr=False)
@@ -197,6 +204,11 @@ def _path_db(parsed: StorageURL, shown: str) -> int:
 
 
 def _db(option: int | None, default: int, shown: str) -> int:
+    if option is not None and default != 0 and option != default:
+        raise ConfigError(
+            f"the URL {shown} names database {default} and the db option says {option}: "
+            "give the database once"
+        )
     db = default if option is None else option
     if db < 0:
         raise InvalidURL(f"database number must be >= 0: {shown}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -351,14 +352,17 @@ class SqliteAdapter(BaseAdapter):
         *,
         version: Version | None,
         expires_at: float | None = None,
-    ) -> bool:
+    ) -> Version | None:
         if version is None:
-            args: tuple[Any, ...] = (key, value, expires_at, self.clock())
-            return bool(await self._write(w.op_insert_if_absent, args))
+            fresh = random.getrandbits(62)  # as a new row gets from _UPSERT
+            args: tuple[Any, ...] = (key, value, expires_at, fresh, self.clock())
+            new: int | None = await self._write(w.op_insert_if_absent, args)
+            return new
         if int_version(version, low=_MIN_INT64, high=_MAX_INT64) is None:
-            return False  # not a version this adapter ever handed out
+            return None  # not a version this adapter ever handed out
         args = (key, value, expires_at, version, self.clock())
-        return bool(await self._write(w.op_update_if_version, args))
+        new = await self._write(w.op_update_if_version, args)
+        return new
 
     async def delete_if(self, key: str, *, version: Version) -> bool:
         if int_version(version, low=_MIN_INT64, high=_MAX_INT64) is None:

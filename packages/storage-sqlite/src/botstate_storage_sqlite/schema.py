@@ -96,9 +96,13 @@ class Statements:
             scan_next_bounded=scan.format(op=">", bound=" AND key < ?"),
             any_expired=f"SELECT 1 FROM {t} WHERE expires_at <= ? LIMIT 1",
             upsert=_UPSERT.format(t=t),
-            # Only an expired row may be replaced; a live one makes this a no-op (rowcount 0).
+            # Only an expired row may be replaced (it is absent: it gets a fresh version
+            # like a new row); a live one makes this a no-op (rowcount 0).
             insert_if_absent=(
-                _UPSERT.format(t=t) + f" WHERE {t}.expires_at IS NOT NULL AND {t}.expires_at <= ?"
+                f"INSERT INTO {t} (key, value, expires_at, version) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "expires_at = excluded.expires_at, version = excluded.version "
+                f"WHERE {t}.expires_at IS NOT NULL AND {t}.expires_at <= ?"
             ),
             update_if_version=(
                 f"UPDATE {t} SET value = ?, expires_at = ?, version = version + 1 "

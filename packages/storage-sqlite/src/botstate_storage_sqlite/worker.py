@@ -39,13 +39,19 @@ class Worker:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._stopped = False
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._name = name
+        self._thread: threading.Thread | None = None
 
     async def open(self) -> None:
         """Start the thread and connect; ``sqlite3.Error`` if the file cannot be opened."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(loop, ready), name=self._name, daemon=True
+        )
         self._thread.start()
         try:
-            await self.call(_noop)
+            await ready
         except BaseException:
             await self.close()
             raise
@@ -64,7 +70,7 @@ class Worker:
         if self._stopped:
             return
         self._stopped = True
-        if not self._thread.is_alive():
+        if self._thread is None or not self._thread.is_alive():
             return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -73,32 +79,33 @@ class Worker:
         await done
         await asyncio.to_thread(self._thread.join, 5.0)
 
-    def _serve(self) -> None:
+    def _serve(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         try:
             self._conn = sqlite3.connect(
                 self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as err:
-            self._fail_all(err)
+            self._stopped = True
+            _deliver(loop, ready, None, err)
+            self._fail_queued(err)  # a close() may have queued its marker meanwhile
             return
+        _deliver(loop, ready, None, None)
         try:
             while True:
                 job = self._jobs.get()
                 if job is _STOP:
                     return
-                fn, args, loop, future = job
+                fn, args, job_loop, future = job
                 try:
                     result = fn(self._conn, *args)
                 except BaseException as err:  # delivered to the caller, like a result
-                    _deliver(loop, future, None, err)
+                    _deliver(job_loop, future, None, err)
                 else:
-                    _deliver(loop, future, result, None)
+                    _deliver(job_loop, future, result, None)
         finally:
             self._conn.close()
 
-    def _fail_all(self, err: BaseException) -> None:
-        """The connection could not be opened: fail every queued call (and later ones)."""
-        self._stopped = True
+    def _fail_queued(self, err: BaseException) -> None:
         while True:
             try:
                 job = self._jobs.get_nowait()

@@ -95,9 +95,12 @@ def op_insert_if_absent(
     key: str,
     value: bytes,
     expires_at: float | None,
+    version: int,
     now: float,
-) -> bool:
-    return conn.execute(sql.insert_if_absent, (key, value, expires_at, now)).rowcount > 0
+) -> int | None:
+    """Insert with the fresh ``version`` if ``key`` is absent or expired; return it or ``None``."""
+    params = (key, value, expires_at, version, now)
+    return version if conn.execute(sql.insert_if_absent, params).rowcount > 0 else None
 
 
 def op_update_if_version(
@@ -108,9 +111,10 @@ def op_update_if_version(
     expires_at: float | None,
     version: int,
     now: float,
-) -> bool:
+) -> int | None:
+    """Update a live row still at ``version``; return its new version (+1) or ``None``."""
     params = (value, expires_at, key, version, now)
-    return conn.execute(sql.update_if_version, params).rowcount > 0
+    return version + 1 if conn.execute(sql.update_if_version, params).rowcount > 0 else None
 
 
 def op_delete_if_version(

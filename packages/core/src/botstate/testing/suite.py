@@ -236,20 +236,50 @@ class AdapterSuite:
         self.require(adapter, Capability.ATOMIC)
         key = ns + "cas"
         assert await adapter.get_versioned(key) is None
-        assert await adapter.set_if(key, b"v1", version=None) is True
-        assert await adapter.set_if(key, b"again", version=None) is False
+        assert await adapter.set_if(key, b"v1", version=None) is not None
+        assert await adapter.set_if(key, b"again", version=None) is None
         got = await adapter.get_versioned(key)
         assert got is not None and got[0] == b"v1"
         v1 = got[1]
-        assert await adapter.set_if(key, b"v2", version=v1) is True
-        assert await adapter.set_if(key, b"stale", version=v1) is False
+        assert await adapter.set_if(key, b"v2", version=v1) is not None
+        assert await adapter.set_if(key, b"stale", version=v1) is None
         assert await adapter.delete_if(key, version=v1) is False
         got2 = await adapter.get_versioned(key)
         assert got2 is not None and got2[0] == b"v2" and got2[1] != v1
         assert await adapter.delete_if(key, version=got2[1]) is True
         assert await adapter.get(key) is None
-        assert await adapter.set_if(key, b"x", version=got2[1]) is False
+        assert await adapter.set_if(key, b"x", version=got2[1]) is None
         assert await adapter.delete_if(key, version=got2[1]) is False
+
+    @asyncio_test
+    async def test_set_if_returns_the_new_version(self, adapter: StorageAdapter, ns: str) -> None:
+        """The returned token is what ``get_versioned`` reports, so it needs no read."""
+        self.require(adapter, Capability.ATOMIC)
+        key = ns + "cas"
+        created = await adapter.set_if(key, b"v1", version=None, expires_at=time.time() + 60)
+        assert created is not None
+        assert await adapter.get_versioned(key) == (b"v1", created)
+        updated = await adapter.set_if(key, b"v2", version=created)
+        assert updated is not None and updated != created
+        assert await adapter.get_versioned(key) == (b"v2", updated)
+        # Used at once, without a read in between: renew, renew, then delete.
+        renewed = await adapter.set_if(key, b"v3", version=updated)
+        assert renewed is not None and renewed != updated
+        again = await adapter.set_if(key, b"v4", version=renewed)
+        assert again is not None
+        assert await adapter.set_if(key, b"stale", version=renewed) is None
+        assert await adapter.get(key) == b"v4"
+        assert await adapter.delete_if(key, version=again) is True
+        assert await adapter.get(key) is None
+        # Over an expired entry (absent) it also returns the version it wrote.
+        await adapter.set(key, b"old", expires_at=time.time() - 1)
+        revived = await adapter.set_if(key, b"new", version=None)
+        assert revived is not None
+        assert await adapter.get_versioned(key) == (b"new", revived)
+        await adapter.set(key, b"plain")
+        assert await adapter.set_if(key, b"lost", version=revived) is None
+        assert await adapter.delete_if(key, version=revived) is False
+        assert await adapter.get(key) == b"plain"
 
     @asyncio_test
     async def test_plain_set_changes_version(self, adapter: StorageAdapter, ns: str) -> None:
@@ -259,7 +289,7 @@ class AdapterSuite:
         got = await adapter.get_versioned(key)
         assert got is not None
         await adapter.set(key, b"b")
-        assert await adapter.set_if(key, b"c", version=got[1]) is False
+        assert await adapter.set_if(key, b"c", version=got[1]) is None
         assert await adapter.get(key) == b"b"
 
     @asyncio_test
@@ -267,14 +297,15 @@ class AdapterSuite:
         self.require(adapter, Capability.ATOMIC)
         key = ns + "cas"
         await adapter.set(key, b"old", expires_at=time.time() - 1)
-        assert await adapter.set_if(key, b"new", version=None) is True
+        assert await adapter.set_if(key, b"new", version=None) is not None
         assert await adapter.get(key) == b"new"
 
     @asyncio_test
     async def test_set_if_sets_expiry(self, adapter: StorageAdapter, ns: str) -> None:
         self.require(adapter, Capability.ATOMIC)
         key = ns + "cas"
-        assert await adapter.set_if(key, b"v", version=None, expires_at=time.time() - 1)
+        written = await adapter.set_if(key, b"v", version=None, expires_at=time.time() - 1)
+        assert written is not None
         assert await adapter.get(key) is None
 
     @asyncio_test
@@ -285,15 +316,17 @@ class AdapterSuite:
         results = await asyncio.gather(
             *(adapter.set_if(key, str(i).encode(), version=None) for i in range(n))
         )
-        assert results.count(True) == 1
-        winner = results.index(True)
-        assert await adapter.get(key) == str(winner).encode()
+        winners = [i for i, version in enumerate(results) if version is not None]
+        assert len(winners) == 1
+        assert await adapter.get_versioned(key) == (str(winners[0]).encode(), results[winners[0]])
         got = await adapter.get_versioned(key)
         assert got is not None
         results = await asyncio.gather(
             *(adapter.set_if(key, b"n%d" % i, version=got[1]) for i in range(n))
         )
-        assert results.count(True) == 1
+        winners = [i for i, version in enumerate(results) if version is not None]
+        assert len(winners) == 1
+        assert await adapter.get_versioned(key) == (b"n%d" % winners[0], results[winners[0]])
 
     @asyncio_test
     async def test_storage_update_is_atomic(self, adapter: StorageAdapter, ns: str) -> None:

@@ -1,0 +1,56 @@
+"""Fixtures for botstate-greenapi: storages on memory/SQLite/Redis and an offline GREEN-API."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # greenapi_kit, the offline bot helpers
+
+from greenapi_kit import GreenApiRecorder  # noqa: E402
+
+
+def storage_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The URL of an empty store on ``backend`` (Redis: the session's shared server)."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'greenapi.db'}"
+    return str(request.getfixturevalue("redis_server").url)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return storage_url(str(request.param), tmp_path, request)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Backends that outlive the bot process: for restart tests."""
+    return storage_url(str(request.param), tmp_path, request)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace no other test uses (the Redis server is shared by the session)."""
+    return f"ga{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def green_api() -> Iterator[GreenApiRecorder]:
+    recorder = GreenApiRecorder()
+    yield recorder
+    recorder.close()
+
+
+def pytest_report_header() -> Any:
+    from importlib.metadata import version
+
+    return f"whatsapp-chatbot-python {version('whatsapp-chatbot-python')}"
