@@ -71,8 +71,9 @@ def test_samples_are_found() -> None:
     run = [b for b in python if b.runs]
     assert {ROOT / "README.md", ROOT / "docs" / "getting-started.md"} <= set(FILES)
     assert len(run) >= 25
-    # Most samples run; marking is for the few that need what a test cannot have.
-    assert len(run) >= 3 * len(SKIPPED), [b.where for b in SKIPPED]
+    # Most samples run; marking is for those that need what a test cannot have
+    # (a bot token, AWS). Each marked one is listed as a skipped test.
+    assert len(run) >= len(SKIPPED), [b.where for b in SKIPPED]
 
 
 @pytest.mark.parametrize(
