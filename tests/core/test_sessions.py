@@ -17,6 +17,7 @@ from botstate import (
     ConfigError,
     MigrationError,
     MultiSessions,
+    Session,
     Sessions,
     Storage,
     UnsupportedOperation,
