@@ -27,7 +27,9 @@ def unpack_sdist(distribution: str, version: str) -> Path:
     target = CACHE / f"{distribution}-{version}"
     done = target / ".unpacked"
     if done.exists():
-        return Path(done.read_text())
+        top = target / done.read_text().strip()
+        if top.is_dir():
+            return top
     downloads = CACHE / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -57,5 +59,5 @@ def unpack_sdist(distribution: str, version: str) -> Path:
         else:  # pragma: no cover - Python without extraction filters
             tar.extractall(target)
     (top,) = [path for path in target.iterdir() if path.is_dir()]
-    done.write_text(str(top))
+    done.write_text(top.name)  # relative: the checkout may move
     return top

@@ -77,7 +77,8 @@ async def test_untouched_initial_is_never_written(
     async with sessions.open("chat:1") as session:
         assert session.data == {"counter": 0}
         assert not session.changed
-    assert adapter.calls["get"] == 1 and adapter.writes == 0
+    # One read (versioned on this ATOMIC adapter: saves are compare-and-set), no write.
+    assert adapter.calls["get_versioned"] == 1 and adapter.writes == 0
     assert not await storage.has("chat:1")
 
 
@@ -92,7 +93,7 @@ async def test_changed_session_is_saved_and_unchanged_costs_one_read(
     async with sessions.open("chat:1") as session:
         assert session.data == {"counter": 1}
         session.data["counter"] += 0  # touched, but the bytes are the same
-    assert adapter.calls == Counter({"get": 1})
+    assert adapter.calls == Counter({"get_versioned": 1})  # ATOMIC: read with a version
 
 
 async def test_clear_and_none_delete(storage: Storage[Any]) -> None:
@@ -304,18 +305,35 @@ async def test_process_isolation_200_concurrent_tasks_exact(storage: Storage[Any
 
 
 async def test_without_isolation_concurrent_updates_are_lost(storage: Storage[Any]) -> None:
-    """Why isolation exists: the same handlers with isolation='none' lose updates."""
-    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="none")
+    """Why isolation exists: the same handlers with isolation='none' lose updates.
 
-    async def handler() -> None:
+    On an ATOMIC adapter no loss is silent: each lost update is a ConflictError
+    (saves are compare-and-set on the version read). Without ATOMIC they are
+    silently lost, as before.
+    """
+    plain: Storage[Any] = Storage(NotAtomic(), namespace="bot")
+    for store in (storage, plain):
+        sessions = Sessions(store, initial=lambda: {"n": 0}, isolation="none")
+
+        async def handler(sessions: Sessions[Any] = sessions) -> None:
+            async with sessions.open("chat:1") as s:
+                n = s.data["n"]
+                await asyncio.sleep(0)
+                s.data["n"] = n + 1
+
+        results = await asyncio.gather(*(handler() for _ in range(50)), return_exceptions=True)
+        conflicts = sum(isinstance(r, botstate.ConflictError) for r in results)
+        assert all(r is None or isinstance(r, botstate.ConflictError) for r in results)
         async with sessions.open("chat:1") as s:
-            n = s.data["n"]
-            await asyncio.sleep(0)
-            s.data["n"] = n + 1
+            assert s.data["n"] < 50
+            if store is storage:  # ATOMIC: every update either counted or reported
+                assert s.data["n"] + conflicts == 50
+            else:  # not ATOMIC: nothing reported, updates silently lost
+                assert conflicts == 0
 
-    await asyncio.gather(*(handler() for _ in range(50)))
-    async with sessions.open("chat:1") as s:
-        assert s.data["n"] < 50
+
+class NotAtomic(MemoryAdapter):
+    capabilities = MemoryAdapter.capabilities - {botstate.Capability.ATOMIC}
 
 
 async def test_distributed_isolation_on_memory_and_lease_renewal() -> None:
@@ -498,38 +516,52 @@ async def test_distributed_session_round_trips(
 ) -> None:
     """What a distributed session costs, call by call (each call is one round trip).
 
-    Changed: lease take (set_if) + read (get_versioned) before the handler runs,
-    then compare-and-set write (set_if) + lease release (delete_if) on exit: 3
-    round trips up to the saved write, the release a 4th. Unchanged: take, read,
-    release. 0.1 also read the lease back after taking it (get_versioned): 5 and 4.
+    The lock lives in the session's own entry: open = read (get_versioned) +
+    lock (set_if on the version read, the same envelope plus the lock), exit =
+    one set_if that writes the change and drops the lock at once. Changed: 3
+    round trips; unchanged: 3 (the exit restores the envelope without the
+    lock); a new session left untouched: read, lock placeholder, delete_if.
+    0.2's first cut used a separate lock entry (take, read, write, release: 4);
+    0.1 also read the lease back after taking it (5).
     """
     sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed")
     async with sessions.open("chat:1") as session:
-        assert adapter.calls == Counter({"set_if": 1, "get_versioned": 1})  # take, read
+        assert adapter.calls == Counter({"get_versioned": 1, "set_if": 1})  # read, lock
         session.data["n"] += 1
-    assert adapter.calls == Counter({"set_if": 2, "get_versioned": 1, "delete_if": 1})
+    assert adapter.calls == Counter({"get_versioned": 1, "set_if": 2})
     adapter.calls.clear()
     async with sessions.open("chat:1") as session:
         assert session.data == {"n": 1}
-    assert adapter.calls == Counter({"set_if": 1, "get_versioned": 1, "delete_if": 1})
+    assert adapter.calls == Counter({"get_versioned": 1, "set_if": 2})
+    adapter.calls.clear()
+    async with sessions.open("chat:new") as session:
+        assert session.data == {"n": 0}
+    assert adapter.calls == Counter({"get_versioned": 1, "set_if": 1, "delete_if": 1})
     adapter.calls.clear()
     async with sessions.open("chat:1", lazy=True):
         pass
-    assert adapter.calls == Counter()  # a lazy session never loaded takes no lease
-    assert [k async for k in adapter.scan("")] == ["bot:chat:1"]  # no lease left
+    assert adapter.calls == Counter()  # a lazy session never loaded takes no lock
+    assert [k async for k in adapter.scan("")] == ["bot:chat:1"]  # no lock entry, no placeholder
+    assert await storage.get("chat:1") == {"_v": 1, "_d": {"n": 1}}  # no lock left in it
 
 
-async def test_distributed_isolation_is_storage_lock(storage: Storage[Any]) -> None:
+async def test_distributed_isolation_excludes_other_processes(storage: Storage[Any]) -> None:
+    """Was test_distributed_isolation_is_storage_lock: the lock now lives in the session's
+    entry, so the holder that excludes it is another process's open session."""
     other: Storage[Any] = Storage(storage.adapter, namespace="bot", clock=storage.clock)
     sessions = Sessions(storage, initial=dict, isolation="distributed", lock_timeout=0.05)
-    async with other.lock("chat:1"):  # the same lock, held as by another process
+    elsewhere = Sessions(other, initial=dict, isolation="distributed", lock_timeout=0)
+    async with elsewhere.open("chat:1"):  # held as by another process
         with pytest.raises(botstate.ConflictError):
             async with sessions.open("chat:1"):
                 pass
     async with sessions.open("chat:1") as session:
         session.data["ok"] = True
         with pytest.raises(botstate.ConflictError):
-            await other.lock("chat:1", timeout=0).acquire()
+            async with elsewhere.open("chat:1"):
+                pass
+    async with elsewhere.open("chat:1") as session:
+        assert session.data == {"ok": True}
 
 
 async def test_save_writes_now_and_later_saves_only_changes(
@@ -633,3 +665,111 @@ async def test_handler_default_key_is_the_first_argument(storage: Storage[Any]) 
 
     assert await on_key("chat:1") == 1
     assert await on_key("chat:1") == 2
+
+
+DEAD = "0" * 32  # the lock owner a crashed process left in an entry
+
+
+async def test_distributed_lock_of_a_crashed_holder_is_taken_over_after_lock_ttl(
+    storage: Storage[Any], adapter: CountingAdapter, clock: ManualClock
+) -> None:
+    """A holder that crashed leaves its lock in the entry; it blocks until its expiry only."""
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", lock_timeout=0)
+    await storage.set("chat:1", {"_v": 1, "_d": {"n": 3}, "_l": [DEAD, clock() + 30]})
+    adapter.calls.clear()
+    with pytest.raises(botstate.ConflictError):
+        async with sessions.open("chat:1"):
+            pass
+    async with Sessions(storage).open("chat:1") as session:  # other modes ignore the lock
+        assert session.data == {"n": 3} and not session.changed
+    assert adapter.writes == 0
+    clock.advance(31)
+    async with sessions.open("chat:1") as session:  # expired: taken over at once
+        assert session.data == {"n": 3}
+        session.data["n"] += 1
+    assert await storage.get("chat:1") == {"_v": 1, "_d": {"n": 4}}  # no lock left
+
+
+async def test_lock_only_placeholder_is_an_absent_session(
+    storage: Storage[Any], adapter: CountingAdapter, clock: ManualClock
+) -> None:
+    """A new session's entry holds only the lock while its first handler runs."""
+    expired: list[str] = []
+    sessions = Sessions(
+        storage,
+        initial=lambda: {"n": 0},
+        isolation="distributed",
+        ttl=100,
+        lock_ttl=10,
+        on_expire=lambda key, data: expired.append(key),
+    )
+    plain = Sessions(storage, initial=lambda: {"n": 0})
+    async with sessions.open("chat:1"):
+        stored = await storage.get("chat:1")
+        assert set(stored) == {"_l"}  # the placeholder
+        assert await storage.ttl("chat:1") == pytest.approx(10)  # it expires with the lock
+        async with plain.open("chat:1") as session:
+            assert session.data == {"n": 0}  # absent for readers
+            session.data["n"] = 7  # saved compare-and-set against the placeholder's version
+    with pytest.raises(botstate.ConflictError):  # not silently overwritten either
+        async with sessions.open("chat:2") as session:
+            session.data["n"] = 1
+            async with plain.open("chat:2") as other:
+                other.data["n"] = 2
+    assert await storage.get("chat:1") == {"_v": 1, "_d": {"n": 7}}
+    assert await storage.get("chat:2") == {"_v": 1, "_d": {"n": 2}}
+    # A crashed holder's placeholder vanishes with its lock, reported to no expiry callback.
+    await storage.set("chat:3", {"_l": [DEAD, clock() + 10]}, ttl=10)
+    clock.advance(11)
+    adapter.sweep()
+    assert expired == [] and not await storage.has("chat:3")
+    await sessions.close()
+
+
+async def test_distributed_session_keeps_the_session_expiry(
+    storage: Storage[Any], clock: ManualClock
+) -> None:
+    """Locking does not shorten a session's life; unlocking gives it back its own expiry."""
+    fixed = Sessions(
+        storage, initial=lambda: {"n": 0}, isolation="distributed", ttl=100, sliding=False
+    )
+    async with fixed.open("chat:1") as session:
+        session.data["n"] = 1
+    clock.advance(40)
+    async with fixed.open("chat:1") as session:
+        assert await storage.ttl("chat:1") == pytest.approx(60)  # locked: still the fixed expiry
+        assert session.data == {"n": 1}
+    assert await storage.ttl("chat:1") == pytest.approx(60)  # unchanged, unlocked
+    sliding = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed", ttl=5)
+    async with sliding.open("chat:2") as session:
+        session.data["n"] = 1
+    async with sliding.open("chat:2"):
+        assert await storage.ttl("chat:2") == pytest.approx(30)  # never before the lock's end
+    assert await storage.ttl("chat:2") == pytest.approx(5)  # opening a sliding session slides it
+    clock.advance(6)
+    async with sliding.open("chat:2") as session:
+        assert session.data == {"n": 0}  # expired as usual
+
+
+async def test_distributed_save_mid_block_keeps_the_lock(storage: Storage[Any]) -> None:
+    other: Storage[Any] = Storage(storage.adapter, namespace="bot", clock=storage.clock)
+    sessions = Sessions(storage, initial=lambda: {"n": 0}, isolation="distributed")
+    elsewhere = Sessions(other, initial=lambda: {"n": 0}, isolation="distributed", lock_timeout=0)
+    async with sessions.open("chat:1") as session:
+        session.data["n"] = 1
+        await session.save()
+        async with Sessions(other).open("chat:1") as seen:  # saved: visible to readers
+            assert seen.data == {"n": 1}
+        with pytest.raises(botstate.ConflictError):  # and still locked
+            async with elsewhere.open("chat:1"):
+                pass
+        session.clear()
+        await session.save()  # deleted for readers, the lock stays (a placeholder)
+        async with Sessions(other, initial=dict).open("chat:1") as seen:
+            assert seen.data == {}
+        with pytest.raises(botstate.ConflictError):
+            async with elsewhere.open("chat:1"):
+                pass
+    assert not await storage.has("chat:1")
+    async with elsewhere.open("chat:1") as session:
+        assert session.data == {"n": 0}

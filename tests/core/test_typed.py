@@ -22,6 +22,7 @@ import pytest_asyncio
 import botstate
 import botstate.adapter
 from botstate import open_storage
+from botstate.adapter import Version
 from botstate.codecs import JsonCodec
 from botstate.errors import ConfigError, DecodeError, EncodeError, MigrationError
 from botstate.sessions import Sessions
@@ -353,6 +354,12 @@ class _CountingAdapter(MemoryAdapter):
     async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
         self.writes += 1
         await super().set(key, value, expires_at=expires_at)
+
+    async def set_if(  # sessions on ATOMIC adapters save compare-and-set
+        self, key: str, value: bytes, *, version: Version | None, expires_at: float | None = None
+    ) -> Version | None:
+        self.writes += 1
+        return await super().set_if(key, value, version=version, expires_at=expires_at)
 
 
 async def test_unchanged_typed_session_writes_nothing(codec: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,73 @@ def test_dynamodb(dynamodb_local: Any) -> None:
     asyncio.run(final_count(url, "dist"))  # creates the table once, before the race
     run_workers(url, "dist", timeout=400)
     assert asyncio.run(final_count(url, "dist")) == {"n": PROCESSES * PER_PROCESS}
+
+
+CRASHER = """
+import asyncio, os, sys
+import botstate
+
+async def main(url, namespace):
+    storage = botstate.open_storage(url, namespace=namespace)
+    sessions = botstate.Sessions(
+        storage, initial=lambda: {"n": 0}, isolation="distributed", lock_ttl=float(sys.argv[3])
+    )
+    async with sessions.open("counter") as session:
+        session.data["n"] = 999  # never saved: the process dies holding the lock
+        print("holding", flush=True)
+        os._exit(1)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def open_after_crash(url: str, namespace: str, lock_ttl: float) -> tuple[float, Any]:
+    """(seconds until the crashed holder's lock was taken over, the data then seen)."""
+    storage = botstate.open_storage(url, namespace=namespace)
+    try:
+        now = botstate.Sessions(
+            storage, initial=lambda: {"n": 0}, isolation="distributed", lock_timeout=0
+        )
+        with pytest.raises(botstate.ConflictError):  # the dead holder's lock is still live
+            async with now.open("counter"):
+                pass
+        waiting = botstate.Sessions(
+            storage, initial=lambda: {"n": 0}, isolation="distributed", lock_timeout=30
+        )
+        started = time.monotonic()
+        async with waiting.open("counter") as session:
+            waited = time.monotonic() - started
+            data = dict(session.data)
+            session.data["n"] += 1
+        return waited, data
+    finally:
+        await storage.close()
+
+
+def crash_and_take_over(url: str, namespace: str, lock_ttl: float) -> None:
+    asyncio.run(final_count(url, namespace))  # connect once (DynamoDB: table created)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER, url, namespace, str(lock_ttl)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    crashed = time.monotonic()
+    assert proc.returncode == 1 and "holding" in proc.stdout, proc.stderr[-2000:]
+    waited, seen = asyncio.run(open_after_crash(url, namespace, lock_ttl))
+    assert seen == {"n": 0}  # the crashed holder's change was never saved
+    assert time.monotonic() - crashed >= lock_ttl * 0.5  # not before the lock ran out...
+    assert waited < lock_ttl + 5  # ...and soon after it did
+    assert asyncio.run(final_count(url, namespace)) == {"n": 1}
+
+
+@pytest.mark.slow
+def test_crashed_holder_is_taken_over_after_lock_ttl_sqlite(tmp_path: Path) -> None:
+    require_module("botstate_storage_sqlite", "botstate-storage-sqlite")
+    crash_and_take_over(f"sqlite:///{tmp_path / 'crash.db'}", "crash", lock_ttl=2.0)
+
+
+@pytest.mark.slow
+def test_crashed_holder_is_taken_over_after_lock_ttl_redis(redis_server: Any) -> None:
+    require_module("botstate_storage_redis", "botstate-storage-redis")
+    crash_and_take_over(redis_server.url, f"crash{uuid.uuid4().hex[:8]}", lock_ttl=2.0)

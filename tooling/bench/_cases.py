@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botstate import Codec, Sessions, Storage
+from botstate import Capability, Codec, Sessions, Storage
 from botstate.adapter import StorageAdapter
 
 from . import Bench
@@ -213,7 +213,8 @@ async def session_cases(
 
     ours_note = (
         f"ours: Sessions(isolation='process', ttl={SESSION_TTL:g}) open + counter += 1 "
-        "(key check, per-key lock, envelope, change detection); raw: "
+        "(key check, per-key lock, envelope, change detection; on ATOMIC adapters a "
+        "versioned read and a compare-and-set write); raw: "
     )
     await bench.compare(
         group,
@@ -234,6 +235,25 @@ async def session_cases(
     )
     if writes is not None:
         bench.record(f"{group}: writes by 'session open, unchanged' (must be 0)", writes() - before)
+    if codec_label is None and Capability.ATOMIC in adapter.capabilities:
+        distributed: Sessions[dict[str, Any]] = Sessions(
+            storage, initial=initial, ttl=SESSION_TTL, isolation="distributed"
+        )
+
+        async def ours_distributed() -> None:
+            for key in keys:
+                async with distributed.open(key) as session:
+                    session.data["counter"] += 1
+
+        await bench.compare(
+            group,
+            "session open/save (distributed)",
+            ours=ours_distributed,
+            raw=raw_save,
+            ops=sessions,
+            note="ours: isolation='distributed' (a lock across processes: read, lock, "
+            "save-and-unlock = 3 round trips); raw: get + modify + set (2, no lock)",
+        )
 
 
 async def typed_session_cases(

@@ -22,19 +22,30 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from .clock import Clock
 from .contract import StorageAdapter, Version
 from .errors import ConflictError
 
-__all__ = ["Lease"]
+__all__ = ["BUSY", "Busy", "Lease"]
 
 logger = logging.getLogger("botstate")
 
+R = TypeVar("R")
+
 _FIRST_DELAY = 0.002
 _MAX_DELAY = 0.1
+
+
+class Busy:
+    """What :meth:`Lease._claim` returns when someone else holds the lease now."""
+
+    __slots__ = ()
+
+
+BUSY = Busy()
 
 
 class Lease:
@@ -98,7 +109,10 @@ class Lease:
             delay = min(delay * 2, _MAX_DELAY)
 
     async def _take(self) -> bool:
-        write = self._write(None)
+        against = await self._claim()
+        if isinstance(against, Busy):
+            return False
+        write = self._write(against)
         try:
             version = await asyncio.shield(write)
         except BaseException:
@@ -110,7 +124,7 @@ class Lease:
         # No await from here on: a cancellation cannot fall between the write and the renewer.
         self._version = version
         self._held = True
-        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+        self._start_renewing()
         return True
 
     async def _undo(self, write: asyncio.Future[Version | None]) -> None:
@@ -119,10 +133,10 @@ class Lease:
             try:
                 version = await write
             except BaseException:
-                await self._delete_if_ours()  # the outcome is unknown: look
+                await self._unlock_if_ours()  # the outcome is unknown: look
                 return
             if version is not None:
-                await self._adapter.delete_if(self.key, version=version)
+                await self._unlock(version)
         except Exception as err:
             logger.warning(
                 "could not remove lock %r after a cancelled or failed acquire "
@@ -185,55 +199,96 @@ class Lease:
             if not self._held:
                 return
             self._held = False
-            renewer, self._renewer = self._renewer, None
-            if renewer is not None:
-                renewer.cancel()
-                await asyncio.gather(renewer, return_exceptions=True)
-            renewal, self._renewal = self._renewal, None
-            if renewal is not None:  # cancelled mid-renewal: learn the version it wrote
-                try:
-                    renewed = await renewal
-                except BaseException:
-                    self._version_known = False
-                else:
-                    if renewed is None:
-                        self._lost = True
-                    else:
-                        self._version = renewed
+            await self._stop_renewing()
             if self._lost:
                 return
             current = await self._current()
-            if current is None or not await self._adapter.delete_if(self.key, version=current):
+            if current is None or not await self._unlock(current):
                 self._lost = True
         finally:
             if then is not None:
                 then()
 
+    async def _stop_renewing(self) -> None:
+        """Stop the renewer and settle a write it left in flight (its version, or lost)."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:  # cancelled mid-renewal: learn the version it wrote
+            try:
+                renewed = await renewal
+            except BaseException:
+                self._version_known = False
+            else:
+                if renewed is None:
+                    self._lost = True
+                else:
+                    self._version = renewed
+
+    async def rewrite(self) -> bool:
+        """Write the lease again now (a subclass changed what it holds); ``False`` if lost.
+
+        The renewer pauses meanwhile. Like :meth:`release`, it runs to the end
+        even if the caller is cancelled: the write's outcome is known afterwards.
+        """
+        return await _settle(self._rewrite(), self._background)
+
+    async def _rewrite(self) -> bool:
+        if not self.held:
+            return False
+        await self._stop_renewing()
+        try:
+            if self._lost or not await self._renew():
+                self._lost = True
+                return False
+        finally:
+            if not self._lost:
+                self._start_renewing()
+        return True
+
+    def _start_renewing(self) -> None:
+        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    # -- hooks: what the entry holds --------------------------------------
+    async def _claim(self) -> Version | Busy | None:
+        """The version to take the lease against (``None``: absent), or :data:`BUSY`."""
+        return None
+
+    def _put(self, version: Version | None, expires_at: float) -> Awaitable[Version | None]:
+        """Write the lease, held until ``expires_at``, if the entry still has ``version``."""
+        return self._adapter.set_if(self.key, self._token, version=version, expires_at=expires_at)
+
+    async def _unlock(self, version: Version) -> bool:
+        """Give the lease up if the entry still has ``version``; ``False`` if it had not."""
+        return await self._adapter.delete_if(self.key, version=version)
+
+    def _is_ours(self, stored: bytes) -> bool:
+        """Whether ``stored`` (the entry's bytes, read back) is our lease."""
+        return stored == self._token
+
     # -- helpers ----------------------------------------------------------
     def _write(self, version: Version | None) -> asyncio.Future[Version | None]:
-        """Start writing the lease (take: ``version=None``; renew: the current version)."""
-        return asyncio.ensure_future(
-            self._adapter.set_if(
-                self.key, self._token, version=version, expires_at=self._clock() + self.ttl
-            )
-        )
+        """Start writing the lease (take: the claimed version; renew: the current one)."""
+        return asyncio.ensure_future(self._put(version, self._clock() + self.ttl))
 
     async def _current(self) -> Version | None:
         """Our version (read back if a failed write left it unknown); ``None`` if not ours."""
         if self._version_known:
             return self._version
         got = await self._adapter.get_versioned(self.key)
-        self._version = got[1] if got is not None and got[0] == self._token else None
+        self._version = got[1] if got is not None and self._is_ours(got[0]) else None
         self._version_known = True
         return self._version
 
-    async def _delete_if_ours(self) -> None:
+    async def _unlock_if_ours(self) -> None:
         got = await self._adapter.get_versioned(self.key)
-        if got is not None and got[0] == self._token:
-            await self._adapter.delete_if(self.key, version=got[1])
+        if got is not None and self._is_ours(got[0]):
+            await self._unlock(got[1])
 
 
-async def _settle(work: Coroutine[Any, Any, None], background: set[asyncio.Task[Any]]) -> None:
+async def _settle(work: Coroutine[Any, Any, R], background: set[asyncio.Task[Any]]) -> R:
     """Run ``work`` to its end even if the caller is cancelled meanwhile.
 
     The caller waits for the end in any case (so once a cancelled holder's
@@ -261,4 +316,4 @@ async def _settle(work: Coroutine[Any, Any, None], background: set[asyncio.Task[
         if task.exception() is not None:
             logger.warning("lock cleanup failed after a cancellation: %s", task.exception())
         raise cancelled
-    task.result()
+    return task.result()

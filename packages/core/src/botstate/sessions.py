@@ -5,8 +5,9 @@
 ...     session.data["counter"] += 1     # saved on exit, only if it changed
 
 Stored values are envelopes ``{"_v": schema version, "_d": data}`` (plus
-``"_e"``, the fixed expiry, when ``sliding=False``), encoded by the storage's
-codec. Nothing is written when the data did not change, and an untouched
+``"_e"``, the fixed expiry, when ``sliding=False``, and ``"_l"``, the lock of
+an ``isolation="distributed"`` holder, which readers ignore), encoded by the
+storage's codec. Nothing is written when the data did not change, and an untouched
 ``initial()`` is never written. If the handler raises, nothing is saved.
 With ``type=``, ``data`` is decoded into that type after any migrations ran
 on the plain stored data (see :func:`botstate.typed.converter`).
@@ -20,6 +21,7 @@ API only.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import functools
 import inspect
@@ -41,6 +43,7 @@ from .errors import (
     UnsupportedOperation,
     UsageError,
 )
+from .leases import BUSY, Busy, Lease
 from .locks import Hold, KeyedLock, Lock
 from .options import seconds
 from .storage import FOREVER, TTL, Storage
@@ -52,7 +55,7 @@ logger = logging.getLogger("botstate")
 T = TypeVar("T")
 Isolation = Literal["none", "process", "distributed"]
 _ISOLATIONS = ("none", "process", "distributed")
-_V, _D, _E = "_v", "_d", "_e"
+_V, _D, _E, _L = "_v", "_d", "_e", "_l"
 
 
 class _Stored:
@@ -80,8 +83,9 @@ class _Stored:
 _UNREAD = _Stored(read=False)
 
 
-_Write: TypeAlias = "tuple[bytes | None, float | None]"
-"""What saving does: store the bytes until the expiry, or delete (bytes ``None``)."""
+_Write: TypeAlias = "tuple[bytes | None, float | None, dict[str, Any] | None]"
+"""What saving does: store the bytes (of the envelope given third) until the
+expiry, or delete (bytes ``None``)."""
 
 
 class Session(Generic[T]):
@@ -94,12 +98,18 @@ class Session(Generic[T]):
     """
 
     def __init__(
-        self, sessions: Sessions[T], entry: Entry, acquire: Callable[[], Awaitable[None]]
+        self,
+        sessions: Sessions[T],
+        entry: Entry,
+        acquire: Callable[[], Awaitable[_EntryLease | None]],
     ) -> None:
         self.key = entry.key
         self._entry = entry  # the storage key, validated once per open()
         self._sessions = sessions
-        self._acquire = acquire  # takes the block's lock (once) before any I/O
+        # Takes the block's lock (once) before any I/O; returns the entry's lease
+        # (isolation="distributed"), which has read the entry while taking it.
+        self._acquire = acquire
+        self._lease: _EntryLease | None = None  # set once the lock is taken
         self._stored: _Stored | None = None  # None: storage not read in this block
         self._data: T | None = None
         self._assigned = False
@@ -130,8 +140,8 @@ class Session(Generic[T]):
     async def load(self) -> T:
         """Read the session (once) and return its data; lazy sessions need this."""
         if self._stored is None and not self._assigned:
-            await self._acquire()
-            self._data, self._stored = await self._sessions._read(self._entry)
+            self._lease = await self._acquire()
+            self._data, self._stored = await self._sessions._read(self._entry, self._lease)
         return self._data  # type: ignore[return-value]
 
     @property
@@ -153,8 +163,23 @@ class Session(Generic[T]):
             if not self._assigned:
                 return  # nothing read, nothing assigned: nothing to save
             stored = _UNREAD
-            await self._acquire()  # data assigned without load(): write under the lock
-        self._stored = await self._sessions._save(self._entry, self._data, stored)
+            self._lease = await self._acquire()  # data assigned without load(): write locked
+        self._stored = await self._sessions._save(self._entry, self._data, stored, self._lease)
+
+    async def _finish(self) -> _EntryLease | None:
+        """On a normal exit with ``isolation="distributed"``: hand what to save to the lease.
+
+        The lease's release then writes it (one ``set_if`` that saves and
+        unlocks at once). Returns the lease when it has something to save.
+        """
+        if self._stored is None and not self._assigned:
+            return None
+        lease = self._lease = await self._acquire()
+        plan = self._sessions._plan(self.key, self._data, self._stored or _UNREAD)
+        if lease is None or plan is None:
+            return None
+        lease.finish(plan[0], plan[2])
+        return lease
 
     def __repr__(self) -> str:
         state = repr(self._data) if self.loaded else "<not loaded>"
@@ -182,9 +207,20 @@ class Sessions(Generic[T]):
             ``migrations[n]`` turns version ``n - 1`` data into version ``n``.
             Data newer than ``version`` raises :class:`MigrationError`.
         isolation: ``"none"``; ``"process"`` (default: one handler per key at a
-            time in this process); ``"distributed"`` (``storage.lock(key)``,
-            a lease in the storage, for several processes or hosts; needs
-            ATOMIC; saves are compare-and-set).
+            time in this process); ``"distributed"`` (one handler per key
+            across processes and hosts; needs ATOMIC). On ATOMIC adapters
+            every mode saves compare-and-set against the version read, so a
+            save that lost the race to another worker raises
+            :class:`ConflictError` instead of overwriting; on other adapters
+            saves are plain writes (one worker per store). ``"distributed"``
+            keeps its lock in the session's own entry (an ``"_l"`` field, a
+            lock-only placeholder for a new session) rather than using
+            :meth:`Storage.lock`: reading and locking are one read and one
+            ``set_if``, and the exit saves and unlocks in one ``set_if``, so a
+            block costs 3 round trips instead of 4 (lock, read, write,
+            release). The lease logic (renewal every ``lock_ttl / 3``,
+            takeover after ``lock_ttl``, no lock left behind by a cancelled
+            handler) is :class:`Storage.lock`'s, shared.
         lazy: open sessions lazily by default (no I/O until ``load()``).
         on_expire: ``callback(key, data)`` when a session expires; needs an
             adapter with EXPIRY_EVENTS. ``await sessions.close()`` stops it.
@@ -250,7 +286,10 @@ class Sessions(Generic[T]):
         self.lock_ttl = lock_ttl_s
         self.lock_timeout = float(lock_timeout)
         self._distributed = isolation == "distributed"
-        self._locks = KeyedLock()  # isolation="process"
+        # ATOMIC adapters: every mode reads with a version and saves compare-and-set.
+        self._atomic = Capability.ATOMIC in storage.adapter.capabilities
+        self._locks = KeyedLock()  # isolation="process" (and "distributed": waiters queue here)
+        self._lock_tasks: set[asyncio.Task[Any]] = set()  # lease cleanups still running
         self._unsubscribe: Callable[[], None] | None = None
         if on_expire is not None:
             self._unsubscribe = self._subscribe(on_expire)
@@ -325,35 +364,72 @@ class Sessions(Generic[T]):
 
         return decorate
 
-    def _lock(self, key: str) -> Lock | Hold | None:
-        """The lock a block on ``key`` holds, per ``isolation`` (``None``: no lock)."""
+    def _lock(self, entry: Entry) -> tuple[Lock | Hold | None, _EntryLease | None]:
+        """The lock a block on ``entry`` holds, per ``isolation`` (``None``: no lock).
+
+        ``"distributed"``: a lease kept in the session's own entry (see
+        :class:`_EntryLease`), after this process's waiters queued locally.
+        """
         if self._distributed:
-            return self.storage.lock(key, ttl=self.lock_ttl, timeout=self.lock_timeout)
+            lease = _EntryLease(self, entry)
+            return Lock(
+                entry.key, self._locks.hold(entry.key), lease, timeout=self.lock_timeout
+            ), lease
         if self.isolation == "process":
-            return self._locks.hold(key)
-        return None
+            return self._locks.hold(entry.key), None
+        return None, None
 
     # -- read / write (called by Session) ---------------------------------
-    async def _read(self, entry: Entry) -> tuple[T | None, _Stored]:
+    async def _read(self, entry: Entry, lease: _EntryLease | None) -> tuple[T | None, _Stored]:
         """Read ``entry``: its current data (migrated, or ``initial()``) and what is stored.
 
         Bytes, not values: saving compares the bytes it would write with these.
+        With ``lease`` (isolation="distributed") the lease read the entry when
+        it was taken: no I/O here. On ATOMIC adapters the read has a version
+        for the compare-and-set save; other adapters read plainly.
         """
         key = entry.key
         version: Version | None = None
-        if self._distributed:
-            got = await entry.get_versioned()
-            raw, version = (None, None) if got is None else got
+        versioned = self._atomic and lease is None
+        if lease is not None:
+            raw, stored = lease.body, lease.envelope
         else:
-            raw = await entry.get()
+            if versioned:
+                got = await entry.get_versioned()
+                raw, version = (None, None) if got is None else got
+            else:
+                raw = await entry.get()
+            stored = None if raw is None else self.storage.decode(key, raw)
+            if raw is not None:
+                raw, stored = self._without_lock(key, raw, stored)  # a lock is not data
         if raw is None:
             data = self.initial() if self.initial is not None else None
             # Snapshot initial() so an untouched new session is not written.
             snapshot = None if data is None else self.storage.encode(key, data)
-            return data, _Stored(snapshot=snapshot, versioned=self._distributed)
-        plain, fixed_expiry = self._upgrade(key, self.storage.decode(key, raw))
+            return data, _Stored(snapshot=snapshot, version=version, versioned=versioned)
+        plain, fixed_expiry = self._upgrade(key, stored)
         data = self._typed(key, plain)
-        return data, _Stored(True, raw, None, version, self._distributed, fixed_expiry)
+        return data, _Stored(True, raw, None, version, versioned, fixed_expiry)
+
+    def _without_lock(self, key: str, raw: bytes, stored: Any) -> tuple[bytes | None, Any]:
+        """``raw`` (decoded: ``stored``) minus a distributed holder's lock field.
+
+        ``(None, None)`` for a lock-only entry: a new session whose first
+        handler still runs, which readers see as absent.
+        """
+        if not (isinstance(stored, dict) and _L in stored):
+            return raw, stored
+        body = {name: value for name, value in stored.items() if name != _L}
+        if _D not in body:
+            return None, None
+        return self.storage.encode(key, body), body
+
+    def _expiry(self, envelope: Mapping[str, Any]) -> float | None:
+        """When ``envelope``, stored now, expires: ``now + ttl`` (sliding) or its ``"_e"``."""
+        if self.sliding:
+            return self.storage.expires_at(self.ttl)
+        fixed = envelope.get(_E)
+        return float(fixed) if isinstance(fixed, (int, float)) else None
 
     def _typed(self, key: str, data: Any) -> T:
         """``data`` (plain, migrated) decoded into ``type``; unchanged without a type."""
@@ -400,7 +476,7 @@ class Sessions(Generic[T]):
         """
         if data is None:
             # Deleting matters if something is stored, or may be (assigned unread).
-            return (None, None) if stored.raw is not None or not stored.read else None
+            return (None, None, None) if stored.raw is not None or not stored.read else None
         if stored.snapshot is not None and self.storage.encode(key, data) == stored.snapshot:
             return None
         envelope: dict[str, Any] = {_V: self.version, _D: data}
@@ -414,18 +490,34 @@ class Sessions(Generic[T]):
         encoded = self.storage.encode(key, envelope)
         if encoded == stored.raw:
             return None  # migrated data differs: its envelope has the new version
-        return encoded, expires_at
+        return encoded, expires_at, envelope
 
-    async def _save(self, entry: Entry, value: T | None, stored: _Stored) -> _Stored:
-        """Save ``value`` if it changed; return what is stored afterwards."""
+    async def _save(
+        self, entry: Entry, value: T | None, stored: _Stored, lease: _EntryLease | None
+    ) -> _Stored:
+        """Save ``value`` if it changed; return what is stored afterwards.
+
+        With ``lease`` (isolation="distributed") the write keeps the lock in
+        the entry; on ATOMIC adapters it is compare-and-set against the
+        version read (or last written); otherwise a plain write.
+        """
         key = entry.key
         plan = self._plan(key, value, stored)
         if plan is None:
             return stored
-        data, expires_at = plan
+        data, expires_at, envelope = plan
+        if lease is not None:
+            if data is not None and not self.sliding and _over(expires_at, self.storage):
+                return stored  # the session's fixed lifetime is over; let it expire
+            if not await lease.store(data, envelope):
+                raise _lost_lease(key)
+            if data is None:
+                return _Stored()  # absent: a next save creates it
+            return _Stored(True, data, None, None, False, None if self.sliding else expires_at)
         if data is None:
-            if stored.versioned and stored.version is not None:
-                await entry.delete_if(version=stored.version)
+            if stored.versioned:
+                if stored.version is not None and not await entry.delete_if(version=stored.version):
+                    raise _changed(key)
             else:
                 await entry.delete()
             return _Stored(versioned=stored.versioned)  # absent: a next save creates it
@@ -433,7 +525,7 @@ class Sessions(Generic[T]):
         if not self.sliding:
             if expires_at is None:
                 ttl = FOREVER
-            elif expires_at <= self.storage.clock():
+            elif _over(expires_at, self.storage):
                 return stored  # the session's fixed lifetime is over; let it expire
             else:
                 ttl = expires_at - self.storage.clock()
@@ -441,10 +533,7 @@ class Sessions(Generic[T]):
         if stored.versioned:
             version = await entry.set_if(data, version=stored.version, ttl=ttl)
             if version is None:
-                raise ConflictError(
-                    f"session {key!r} was changed by another holder while this one "
-                    "held the lock (lease expired?); this update was not saved"
-                )
+                raise _changed(key)
             return _Stored(True, data, None, version, True, fixed)
         await entry.set(data, ttl=ttl)
         return _Stored(True, data, None, None, False, fixed)
@@ -467,10 +556,15 @@ class Sessions(Generic[T]):
         return self.storage.on_expire(relay)
 
     async def close(self) -> None:
-        """Stop delivering expiry callbacks (the storage stays open). Idempotent."""
+        """Stop delivering expiry callbacks (the storage stays open). Idempotent.
+
+        Waits for lock releases still running after a cancelled handler.
+        """
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._lock_tasks:
+            await asyncio.gather(*self._lock_tasks, return_exceptions=True)
 
     @property
     def idle_locks(self) -> int:
@@ -478,10 +572,138 @@ class Sessions(Generic[T]):
         return len(self._locks)
 
 
+def _over(expires_at: float | None, storage: Storage[Any]) -> bool:
+    return expires_at is not None and expires_at <= storage.clock()
+
+
+def _changed(key: str) -> ConflictError:
+    return ConflictError(
+        f"session {key!r} was changed by another worker since it was read; this update "
+        "was not saved (use isolation='distributed' to serialise handlers across processes)"
+    )
+
+
+def _lost_lease(key: str) -> ConflictError:
+    return ConflictError(
+        f"session {key!r} was changed by another holder while this one held the lock "
+        "(lease expired?); this update was not saved"
+    )
+
+
+class _EntryLease(Lease):
+    """The lock of ``isolation="distributed"``, kept in the session's own entry.
+
+    The entry holds the session's envelope plus ``"_l": [token, expiry]``
+    (the lock's owner and absolute expiry); a new session's entry holds only
+    ``{"_l": ...}`` (a placeholder, absent for readers, expiring with the
+    lock). Taking it reads the entry (``get_versioned``) and, unless someone
+    else's lock is live, writes the same envelope with our lock
+    (``set_if`` on the version read): the read the session needs and the
+    version for its save come with it. Renewing rewrites the envelope with a
+    new lock expiry. Releasing writes the envelope without the lock (the
+    session's final save when it changed), or deletes a placeholder: one
+    ``set_if``/``delete_if``. So a block costs 3 round trips instead of the
+    4 of a separate lock entry (take, read, write, release).
+
+    Everything about cancellation, renewal and unknown write outcomes is
+    :class:`~botstate.leases.Lease`'s; this class only says what is written.
+    The entry's expiry stays the session's: ``now + ttl`` (sliding) or its
+    ``"_e"`` (fixed), never earlier than the lock's.
+    """
+
+    def __init__(self, sessions: Sessions[Any], entry: Entry) -> None:
+        storage = sessions.storage
+        super().__init__(
+            storage.adapter,
+            storage.full_key(entry.key),
+            ttl=sessions.lock_ttl,
+            clock=storage.clock,
+            background=sessions._lock_tasks,
+        )
+        self._sessions = sessions
+        self._name = entry.key
+        self._owner = self._token.hex()
+        self.body: bytes | None = None  # the stored envelope without the lock; None: absent
+        self.envelope: dict[str, Any] | None = None  # ``body`` decoded (legacy values wrapped)
+        self._final: tuple[bytes | None, dict[str, Any] | None] | None = None
+
+    @property
+    def saving(self) -> bool:
+        """Whether the release is to write a change (see :meth:`finish`)."""
+        return self._final is not None
+
+    def finish(self, body: bytes | None, envelope: dict[str, Any] | None) -> None:
+        """Make the release store ``body`` (``None``: delete) instead of restoring the entry."""
+        self._final = (body, envelope)
+
+    async def store(self, body: bytes | None, envelope: dict[str, Any] | None) -> bool:
+        """Save ``body`` now, keeping the lock (``None``: delete the session); ``False``: lost."""
+        self.body, self.envelope = body, envelope
+        return await self.rewrite()
+
+    # -- Lease hooks ------------------------------------------------------
+    async def _claim(self) -> Version | Busy | None:
+        got = await self._adapter.get_versioned(self.key)
+        if got is None:
+            self.body = self.envelope = None
+            return None
+        raw, version = got
+        stored = self._sessions.storage.decode(self._name, raw)
+        lock = stored.get(_L) if isinstance(stored, dict) else None
+        if (
+            isinstance(lock, list)
+            and len(lock) == 2
+            and lock[0] != self._owner
+            and isinstance(lock[1], (int, float))
+            and lock[1] > self._clock()
+        ):
+            return BUSY  # a live lock of someone else; an expired one is taken over
+        self._adopt(raw, stored)
+        return version
+
+    def _adopt(self, raw: bytes, stored: Any) -> None:
+        """Take what the entry holds as the session's stored state."""
+        self.body, self.envelope = self._sessions._without_lock(self._name, raw, stored)
+        if self.envelope is not None and not (
+            isinstance(self.envelope, dict) and _V in self.envelope and _D in self.envelope
+        ):
+            # A value stored without an envelope: wrapped while locked, restored as it was.
+            found = 0 if 1 in self._sessions.migrations else self._sessions.version
+            self.envelope = {_V: found, _D: self.envelope}
+
+    def _put(self, version: Version | None, expires_at: float) -> Awaitable[Version | None]:
+        locked: dict[str, Any] = dict(self.envelope or {})
+        locked[_L] = [self._owner, expires_at]
+        until: float | None = expires_at
+        if self.envelope is not None:
+            session_expiry = self._sessions._expiry(self.envelope)
+            until = None if session_expiry is None else max(session_expiry, expires_at)
+        data = self._sessions.storage.encode(self._name, locked)
+        return self._adapter.set_if(self.key, data, version=version, expires_at=until)
+
+    async def _unlock(self, version: Version) -> bool:
+        body, envelope = self._final if self._final is not None else (self.body, self.envelope)
+        if body is None or envelope is None:
+            return await self._adapter.delete_if(self.key, version=version)
+        expires_at = self._sessions._expiry(envelope)
+        if _over(expires_at, self._sessions.storage):  # a fixed lifetime ran out meanwhile
+            return await self._adapter.delete_if(self.key, version=version)
+        written = await self._adapter.set_if(self.key, body, version=version, expires_at=expires_at)
+        return written is not None
+
+    def _is_ours(self, stored: bytes) -> bool:
+        value = self._sessions.storage.decode(self._name, stored)
+        lock = value.get(_L) if isinstance(value, dict) else None
+        if not (isinstance(lock, list) and lock and lock[0] == self._owner):
+            return False
+        self._adopt(stored, value)  # a write whose outcome was unknown: this is what landed
+        return True
+
+
 class _SessionScope(Generic[T]):
     """``async with sessions.open(...)``: lock, load, yield the session, save, unlock."""
 
-    __slots__ = ("_before", "_entry", "_lazy", "_lock", "_session", "_sessions")
+    __slots__ = ("_before", "_entry", "_lazy", "_lease", "_lock", "_session", "_sessions")
 
     def __init__(
         self,
@@ -497,23 +719,25 @@ class _SessionScope(Generic[T]):
         # before it), so lazy parts loaded in any order still lock in one order.
         self._before = before
         self._lock: Lock | Hold | None = None
+        self._lease: _EntryLease | None = None  # isolation="distributed"
         self._session: Session[T] | None = None
 
-    async def _acquire(self) -> None:
-        """Take this block's lock (after the earlier parts' locks); once."""
+    async def _acquire(self) -> _EntryLease | None:
+        """Take this block's lock (after the earlier parts' locks), once; return its lease."""
         if self._lock is not None:
-            return
+            return self._lease
         for earlier in self._before:
             await earlier._acquire()
-        lock = self._sessions._lock(self._entry.key)
+        lock, lease = self._sessions._lock(self._entry)
         if lock is None:
-            return
-        self._lock = lock  # set first: a concurrent load() of this block does not lock twice
+            return None
+        self._lock, self._lease = lock, lease  # first: a concurrent load() does not lock twice
         try:
             await lock.acquire()
         except BaseException:
-            self._lock = None
+            self._lock = self._lease = None
             raise
+        return lease
 
     async def _release(self, *, quiet: bool) -> None:
         lock, self._lock = self._lock, None
@@ -522,12 +746,17 @@ class _SessionScope(Generic[T]):
         if not isinstance(lock, Lock):
             lock.release()  # the in-process lock (isolation="process")
             return
+        lease = self._lease
+        saving = lease is not None and lease.saving and not quiet
         try:
-            await lock.release()  # a lost lease is fine here: saves were compare-and-set
+            await lock.release()  # distributed: writes the session's change and unlocks at once
         except Exception as err:
             if not quiet:
                 raise
             logger.warning("releasing the lock of session %r failed: %s", self._entry.key, err)
+            return
+        if saving and lock.lost:
+            raise _lost_lease(self._entry.key)
 
     async def __aenter__(self) -> Session[T]:
         session: Session[T] = Session(self._sessions, self._entry, self._acquire)
@@ -549,7 +778,10 @@ class _SessionScope(Generic[T]):
         session = self._session
         try:
             if exc_type is None and session is not None:
-                await session.save()
+                if self._sessions._distributed:
+                    await session._finish()  # the release below saves
+                else:
+                    await session.save()
         except BaseException:
             await self._release(quiet=True)
             raise
