@@ -4,6 +4,7 @@
     python tooling/release.py bump core 0.2.0 --dry-run          # show, change nothing
     python tooling/release.py bump core minor --force            # even if ranges exclude it
     python tooling/release.py check                              # ranges admit current versions
+    python tooling/release.py build-all                          # every sdist and wheel into dist/
 
 ``bump`` rewrites ``packages/<dir>/src/<pkg>/__about__.py`` and moves the notes
 under ``## Unreleased`` in ``packages/<dir>/CHANGELOG.md`` to a new
@@ -13,8 +14,19 @@ go up, and (``--force`` overrides) a version that ``check`` would then refuse:
 the core at 0.2.0 while adapters require ``botstate<0.2``, or an adapter past
 the range of its core extra. ``check`` fails, naming the package, when an
 adapter's ``botstate`` requirement does not admit the core's version, or when a
-core extra does not admit the adapter version it names. Exit codes: 0 ok,
-1 check/bump refused, 2 usage error.
+core extra does not admit the adapter version it names.
+
+``build-all`` builds the sdist and the wheel (from the sdist) of every package
+under ``packages/`` into ``dist/`` (``--out``), each with the version in its
+``__about__.py``, and runs ``twine check --strict`` on them. It refuses a tree
+with uncommitted changes or untracked files (a release is built from a commit;
+``--allow-dirty`` overrides, for a trial) and version ranges that ``check``
+refuses; it removes the sdists and wheels already in the output directory
+first, so ``dist/`` holds exactly one release of each package. Run it in the
+dev environment (``hatch run python tooling/release.py build-all``): it needs
+``uv`` or ``build``, and ``twine``.
+
+Exit codes: 0 ok, 1 check/bump/build refused, 2 usage error.
 """
 
 from __future__ import annotations
@@ -22,8 +34,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,6 +301,118 @@ def check(root: Path, *, assume: Mapping[str, str] | None = None) -> list[str]:
     return problems
 
 
+# -- build-all ------------------------------------------------------------
+
+
+def dirty_paths(root: Path) -> list[str]:
+    """What ``git status --porcelain`` lists: changed, staged and untracked paths."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except FileNotFoundError as err:
+        raise ReleaseError("git is not installed; build-all needs it to check the tree") from err
+    if result.returncode != 0:
+        raise ReleaseError(
+            f"{root} is not a git checkout ({result.stderr.strip()}); "
+            "build-all builds releases from committed files only"
+        )
+    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+
+
+def _builder() -> list[str]:
+    """The build command, to be followed by the output directory and the source."""
+    uv = shutil.which("uv")
+    if uv:
+        return [uv, "build", "--quiet", "--out-dir"]
+    return [sys.executable, "-m", "build", "--outdir"]
+
+
+def _file_stem(name: str, version: str) -> str:
+    """Artefact file names start with this (PEP 427 / PEP 625 name normalization)."""
+    return f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}"
+
+
+def build_package(package: Package, out: Path) -> list[Path]:
+    """Build ``package``'s sdist and wheel into ``out``; return the two files.
+
+    Fails when the files do not carry the version of the package's ``__about__.py``.
+    """
+    version = package.version
+    stem = _file_stem(package.name, version)
+    with tempfile.TemporaryDirectory(prefix="botstate-build-") as tmp:
+        result = subprocess.run(
+            [*_builder(), tmp, str(package.dir)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            raise ReleaseError(
+                f"building {package.name} failed:\n{(result.stderr or result.stdout).strip()}"
+            )
+        built = sorted(Path(tmp).iterdir())
+        sdists = [p for p in built if p.name.endswith(".tar.gz")]
+        wheels = [p for p in built if p.suffix == ".whl"]
+        if [p.name for p in sdists] != [f"{stem}.tar.gz"] or not (
+            len(wheels) == 1 and wheels[0].name.startswith(f"{stem}-")
+        ):
+            raise ReleaseError(
+                f"{package.name}: expected {stem}.tar.gz and one {stem}-*.whl "
+                f"(version {version} from {package.about.name}), the build gave "
+                f"{', '.join(p.name for p in built) or 'nothing'}"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        return [Path(shutil.move(str(p), str(out / p.name))) for p in (*sdists, *wheels)]
+
+
+def twine_check(files: Sequence[Path]) -> None:
+    """``twine check --strict`` on ``files``: metadata complete, README renders."""
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        if "No module named twine" in output:
+            raise ReleaseError(
+                "twine is not installed: run in the dev environment "
+                "(hatch run python tooling/release.py build-all)"
+            )
+        raise ReleaseError(f"twine check --strict failed:\n{output}")
+
+
+def build_all(root: Path, out: Path, *, allow_dirty: bool = False) -> list[Path]:
+    """Build every package's sdist and wheel into ``out``; return the files written."""
+    if not allow_dirty:
+        dirty = dirty_paths(root)
+        if dirty:
+            shown = "\n".join(f"  {path}" for path in dirty[:20])
+            more = f"\n  ... and {len(dirty) - 20} more" if len(dirty) > 20 else ""
+            raise ReleaseError(
+                "the tree has uncommitted changes or untracked files; commit or remove them "
+                f"first (or pass --allow-dirty for a trial build):\n{shown}{more}"
+            )
+    problems = check(root)
+    if problems:
+        raise RangeError("version ranges refuse the versions to release:", problems)
+    if out.exists():
+        for stale in sorted(out.iterdir()):
+            if stale.is_file() and stale.name.endswith((".whl", ".tar.gz")):
+                stale.unlink()
+    files: list[Path] = []
+    for directory in package_dirs(root):
+        files += build_package(load_package(root, directory.name), out)
+    twine_check(files)
+    return files
+
+
 # -- command line ---------------------------------------------------------
 
 
@@ -306,8 +434,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--force", action="store_true", help="bump even if a version range would exclude it"
     )
     commands.add_parser("check", help="check that version ranges admit the current versions")
+    p = commands.add_parser("build-all", help="build every sdist and wheel into dist/")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default dist/)")
+    p.add_argument(
+        "--allow-dirty", action="store_true", help="build even with uncommitted changes (trial)"
+    )
     args = parser.parse_args(argv)
     try:
+        if args.command == "build-all":
+            out = args.out if args.out is not None else args.root / "dist"
+            if args.allow_dirty:
+                print("release: warning: --allow-dirty, the tree is not checked", file=sys.stderr)
+            files = build_all(args.root, out, allow_dirty=args.allow_dirty)
+            for path in files:
+                print(path)
+            print(f"release: {len(files)} files in {out}, twine check --strict passed")
+            return 0
         if args.command == "bump":
             date = args.date or datetime.date.today().isoformat()
             datetime.date.fromisoformat(date)

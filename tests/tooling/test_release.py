@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tooling.workspace import members
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tooling" / "release.py"
@@ -282,3 +285,111 @@ def test_simple_parser_agrees_with_packaging() -> None:
         "botstate-storage-redis",
         ">=0.1",
     )
+
+
+# -- build-all ------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.invalid",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.invalid",
+            "HOME": str(repo),
+            "PATH": os.environ.get("PATH", ""),
+        },
+    )
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A committed git checkout holding a full copy of packages/ and the LICENSE."""
+    repo = tmp_path / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dist", "build")
+    for member in members():
+        shutil.copytree(member.dir, repo / "packages" / member.dir.name, ignore=ignore)
+    shutil.copy(ROOT / "LICENSE", repo / "LICENSE")
+    (repo / ".gitignore").write_text("dist/\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "release")
+    return repo
+
+
+def _artefacts(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+@pytest.mark.slow
+def test_build_all_builds_every_package_with_its_version(checkout: Path) -> None:
+    (about,) = (checkout / "packages" / "storage-memory").glob("src/*/__about__.py")
+    major, minor, patch = version_of(checkout, "storage-memory").split(".")
+    bumped = f"{major}.{minor}.{int(patch) + 7}"  # within every range that admits the current
+    about.write_text(about.read_text().replace(version_of(checkout, "storage-memory"), bumped))
+    _git(checkout, "commit", "-q", "-am", f"memory {bumped}")
+    dist = checkout / "dist"
+    dist.mkdir()
+    (dist / "botstate_storage_memory-0.1.0-py3-none-any.whl").write_text("stale")
+    (dist / "notes.txt").write_text("kept")
+
+    result = release(checkout, "build-all")
+    assert result.returncode == 0, result.stderr
+    expected = ["notes.txt"]
+    for member in members(checkout):
+        stem = f"{member.name.replace('-', '_')}-{member.version}"
+        expected += [f"{stem}-py3-none-any.whl", f"{stem}.tar.gz"]
+    assert _artefacts(dist) == sorted(expected)
+    assert f"botstate_storage_memory-{bumped}.tar.gz" in expected
+    assert f"{len(members(checkout)) * 2} files in" in result.stdout
+    assert "twine check --strict passed" in result.stdout
+
+
+@pytest.mark.parametrize("change", ["modified", "untracked", "staged"])
+def test_build_all_refuses_a_dirty_tree(checkout: Path, change: str) -> None:
+    readme = checkout / "packages" / "storage-redis" / "README.md"
+    if change == "untracked":
+        (checkout / "packages" / "core" / "scratch.py").write_text("x = 1\n")
+    else:
+        readme.write_text(readme.read_text() + "\nmore\n")
+        if change == "staged":
+            _git(checkout, "add", "-A")
+    result = release(checkout, "build-all")
+    assert result.returncode == 1
+    assert "uncommitted changes or untracked files" in result.stderr
+    assert ("packages/core/scratch.py" if change == "untracked" else "storage-redis/README.md") in (
+        result.stderr
+    )
+    assert not (checkout / "dist").exists()
+
+
+def test_build_all_refuses_ranges_that_check_refuses(checkout: Path) -> None:
+    (about,) = (checkout / "packages" / "core").glob("src/*/__about__.py")
+    about.write_text(re.sub(r'"[^"]+"', '"9.0.0"', about.read_text()))
+    _git(checkout, "commit", "-q", "-am", "core 9")
+    result = release(checkout, "build-all")
+    assert result.returncode == 1
+    assert "version ranges refuse the versions to release" in result.stderr
+    assert "excludes the core's version 9.0.0" in result.stderr
+    assert not (checkout / "dist").exists()
+
+
+def test_build_all_outside_a_git_checkout_is_refused(repo: Path) -> None:
+    result = release(repo, "build-all")
+    assert result.returncode == 1
+    assert "not a git checkout" in result.stderr
+
+
+@pytest.mark.slow
+def test_build_all_allow_dirty_builds_a_trial(checkout: Path, tmp_path: Path) -> None:
+    (checkout / "untracked.txt").write_text("x")
+    out = tmp_path / "trial"
+    result = release(checkout, "build-all", "--allow-dirty", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "--allow-dirty" in result.stderr
+    assert len(_artefacts(out)) == 2 * len(members(checkout))
