@@ -328,6 +328,22 @@ async def test_millisecond_expiry(adapter: RedisAdapter) -> None:
 
 
 @pytest.mark.asyncio
+async def test_stored_expiry_is_never_later_than_asked(adapter: RedisAdapter) -> None:
+    # Expiries with a sub-millisecond part must not round up: a fresh ttl(300) that
+    # reads 300.0004 breaks callers that check 0 < ttl <= 300.
+    base = float(int(time.time()) + 60)
+    for fraction in (0.0004, 0.0005, 0.0009, 0.9996):
+        at = base + fraction
+        await adapter.set("k", b"v", expires_at=at)
+        await adapter.set_if("c", b"v", version=None, expires_at=at)
+        await adapter.set_many({"m": b"v"}, expires_at=at)
+        for key in ("k", "c", "m"):
+            expiry = await adapter.get_expiry(key)
+            assert expiry is not None and at - 0.001 < expiry <= at, (fraction, key, expiry)
+        await adapter.delete_many(["c"])
+
+
+@pytest.mark.asyncio
 async def test_scan_many_keys_with_glob_characters(redis_server: Any, raw: Redis) -> None:
     prefix = f"g*?[x]\\{uuid.uuid4().hex[:6]}:"
     adapter = RedisAdapter(redis_server.url, prefix=prefix)

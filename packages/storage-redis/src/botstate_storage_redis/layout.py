@@ -8,6 +8,7 @@ bytes. Compare-and-set compares that header inside a Lua script.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 
 from botstate.adapter import Version, int_version
@@ -92,8 +93,10 @@ def new_header() -> bytes:
 
 
 def pxat(expires_at: float) -> int:
-    # PXAT must be > 0; any past time makes Redis drop the key at once.
-    return max(1, round(expires_at * 1000))
+    # PXAT must be > 0; any past time makes Redis drop the key at once. Rounding down
+    # keeps the stored expiry at or before the one asked for, so a fresh ``ttl`` never
+    # reads more than the caller set.
+    return max(1, math.floor(expires_at * 1000))
 
 
 def escape_glob(text: str) -> str:
