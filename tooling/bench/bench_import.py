@@ -3,10 +3,16 @@
 Each measurement runs in a fresh interpreter (after one warm-up run that fills
 the bytecode cache) and times the import inside the child with
 ``time.perf_counter``, so interpreter start-up is not counted; the median of
-the runs is recorded. The design target is ``import botstate`` +
-``open_storage("memory://")`` in < 50 ms, with no backend driver imported until
+the runs is recorded; the cases run interleaved, round by round, so a busy
+machine slows them alike. The target (issue 14) is ``import botstate`` +
+``open_storage("memory://")`` in < 35 ms, with no backend driver imported until
 an adapter is used; the child reports which driver modules ``import botstate``
 pulled in (must be none).
+
+A bot using botstate is an asyncio program, and ``import asyncio`` alone takes
+most of that budget; it is measured in the same rounds as the floor, so the
+time botstate adds (its import and open with asyncio already loaded) and the
+ratio to the floor can be read on any machine.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 from . import Bench
 
-TARGET_MS = 50.0
+TARGET_MS = 35.0  # issue 14
 # Modules that must only arrive when their adapter is opened (or the CLI is run).
 DRIVERS = ("redis", "hiredis", "aiosqlite", "boto3", "botocore", "rich", "botstate.cli")
 
@@ -43,6 +49,13 @@ storage = botstate.open_storage("memory://")
 t3 = time.perf_counter()
 print(json.dumps({{"import": t1 - t0, "memory": (t1 - t0) + (t3 - t2),
                   "after_import": after_import, "after_open": loaded()}}))
+"""
+
+_FLOOR = """
+import json, time
+t0 = time.perf_counter()
+import asyncio
+print(json.dumps({"import": time.perf_counter() - t0}))
 """
 
 _ADAPTER = """
@@ -78,6 +91,17 @@ async def _runs(code: str, runs: int) -> list[dict[str, Any]]:
     return [await _child(code) for _ in range(runs)]
 
 
+async def _interleaved(codes: list[str], runs: int) -> list[list[dict[str, Any]]]:
+    """Run each code ``runs`` times, one of each per round."""
+    for code in codes:
+        await _child(code)  # warm-up: bytecode cache
+    results: list[list[dict[str, Any]]] = [[] for _ in codes]
+    for _ in range(runs):
+        for out, code in zip(results, codes, strict=True):
+            out.append(await _child(code))
+    return results
+
+
 def _median_ms(results: list[dict[str, Any]], field: str = "import") -> float:
     return float(statistics.median(r[field] for r in results)) * 1000
 
@@ -98,28 +122,40 @@ def _adapter_modules() -> dict[str, str]:
 
 async def run(bench: Bench) -> None:
     runs = bench.round_count()
-    core_code = _CORE.format(drivers=DRIVERS, preload="")
-    results = await _runs(core_code, runs)
-    # A bot using botstate is an asyncio program: asyncio (~40 ms of imports on
-    # this machine) is loaded whatever storage it uses. Measured both ways.
-    warm = await _runs(_CORE.format(drivers=DRIVERS, preload="import asyncio"), runs)
-    warm_ms = _median_ms(warm, "memory")
-    warm_verdict = "ok" if warm_ms < TARGET_MS else "ABOVE TARGET"
+    floor, results, warm = await _interleaved(
+        [
+            _FLOOR,
+            _CORE.format(drivers=DRIVERS, preload=""),
+            # A bot using botstate is an asyncio program: asyncio is loaded
+            # whatever storage it uses. This is the time botstate itself adds.
+            _CORE.format(drivers=DRIVERS, preload="import asyncio"),
+        ],
+        runs,
+    )
+    floor_ms, warm_ms = _median_ms(floor), _median_ms(warm, "memory")
     import_ms, memory_ms, last = _median_ms(results), _median_ms(results, "memory"), results[-1]
     leaked = last["after_import"]
     verdict = "ok" if memory_ms < TARGET_MS else "ABOVE TARGET"
+    if floor_ms >= TARGET_MS:
+        verdict += f" (asyncio alone takes {floor_ms:.1f} ms here)"
     # The best run shows the cost without scheduler noise from a busy machine.
+    print(
+        f"import   import asyncio (the floor: any async bot){'':<5} {floor_ms:8.1f} ms  "
+        f"median of {runs} (best {_best_ms(floor):.1f} ms)"
+    )
     print(
         f"import   import botstate{'':<31} {import_ms:8.1f} ms  median of {runs} "
         f"(best {_best_ms(results):.1f} ms)"
     )
     print(
         f"import   import botstate + open_storage('memory://') {memory_ms:8.1f} ms  "
-        f"target < {TARGET_MS:g} ms  {verdict} (best {_best_ms(results, 'memory'):.1f} ms)"
+        f"target < {TARGET_MS:g} ms  {verdict} (best {_best_ms(results, 'memory'):.1f} ms, "
+        f"{memory_ms / floor_ms:.2f}x the floor)"
     )
     print(
         f"import   the same with asyncio already imported       {warm_ms:8.1f} ms  "
-        f"target < {TARGET_MS:g} ms  {warm_verdict} (best {_best_ms(warm, 'memory'):.1f} ms)"
+        f"botstate's own share (best {_best_ms(warm, 'memory'):.1f} ms, "
+        f"{warm_ms / floor_ms:.2f}x the floor)"
     )
     print(
         "import   driver modules imported by `import botstate`: "
@@ -130,14 +166,16 @@ async def run(bench: Bench) -> None:
     if extra:
         print(f"import   driver modules loaded by open_storage('memory://'): {', '.join(extra)}")
         bench.record("driver modules loaded by open_storage('memory://')", extra)
+    bench.record("import asyncio, the floor (ms, median)", round(floor_ms, 2))
     bench.record("import botstate (ms, median)", round(import_ms, 2))
     bench.record(
         "import botstate + open_storage('memory://') (ms, median)",
-        f"{memory_ms:.2f} (target < {TARGET_MS:g} ms: {verdict})",
+        f"{memory_ms:.2f} (target < {TARGET_MS:g} ms: {verdict}; "
+        f"{memory_ms / floor_ms:.2f}x import asyncio)",
     )
     bench.record(
         "import botstate + open_storage('memory://'), asyncio already imported (ms, median)",
-        f"{warm_ms:.2f} (target < {TARGET_MS:g} ms: {warm_verdict})",
+        f"{warm_ms:.2f} ({warm_ms / floor_ms:.2f}x import asyncio)",
     )
     bench.record("driver modules imported by `import botstate`", leaked or "none")
     for module in sorted(_adapter_modules().values()):

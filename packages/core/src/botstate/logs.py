@@ -18,9 +18,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
 
-from .urls import REDACTED
+from .urls import REDACTED, quote
 
 __all__ = ["hide_in_logs"]
 

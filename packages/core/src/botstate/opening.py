@@ -13,14 +13,13 @@ import builtins
 import os
 from collections.abc import Mapping
 from typing import Any, TypeVar, overload
-from urllib.parse import unquote
 
 from .codecs import Codec
 from .contract import StorageAdapter
 from .errors import BotstateError, ConfigError
 from .plugins import adapter_name_for_url, find_adapter
 from .storage import TTL, Storage
-from .urls import redact_secrets, redact_url
+from .urls import redact_secrets, redact_url, unquote
 
 __all__ = ["STORAGE_ENV", "open_adapter", "open_storage"]
 

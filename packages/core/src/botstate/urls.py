@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
 
 from .errors import InvalidURL
 
@@ -103,7 +102,7 @@ def parse_url(url: str) -> StorageURL:
         for part in netloc.split(","):
             hosts.append(_parse_host(part, url))
     try:
-        pairs = parse_qsl(query_text, keep_blank_values=True, strict_parsing=False)
+        pairs = _parse_query(query_text)
     except ValueError as err:
         raise InvalidURL(f"bad query string in {_safe(url)!r}: {err}") from None
     query: dict[str, str] = {}
@@ -112,6 +111,32 @@ def parse_url(url: str) -> StorageURL:
             raise InvalidURL(f"option {key!r} given twice in {_safe(url)!r}")
         query[key] = value
     return StorageURL(scheme, username, password, tuple(hosts), unquote(path), query)
+
+
+# urllib.parse (with ipaddress) is imported only for text that needs it: plain
+# URLs such as "memory://" are the common case at start-up.
+def unquote(text: str) -> str:
+    """``urllib.parse.unquote``."""
+    if "%" not in text:
+        return text  # what unquote returns for it
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def quote(text: str, safe: str = "/") -> str:
+    """``urllib.parse.quote``."""
+    from urllib.parse import quote
+
+    return quote(text, safe=safe)
+
+
+def _parse_query(text: str) -> list[tuple[str, str]]:
+    if not text:
+        return []  # what parse_qsl returns for it
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(text, keep_blank_values=True, strict_parsing=False)
 
 
 def _parse_host(part: str, url: str) -> tuple[str, int | None]:
