@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -290,9 +291,9 @@ async def test_close_commits_queued_writes(db_path: Path) -> None:
 
 
 # -- errors ---------------------------------------------------------------
-async def test_missing_directory_is_storage_unavailable(tmp_path: Path) -> None:
+async def test_missing_directory_is_a_config_error(tmp_path: Path) -> None:
     adapter = SqliteAdapter.from_url(f"sqlite:///{tmp_path}/no/such/dir/state.db")
-    with pytest.raises(StorageUnavailable, match="cannot open") as info:
+    with pytest.raises(ConfigError, match="cannot open") as info:
         await adapter.get("k")
     assert isinstance(info.value.__cause__, sqlite3.Error)
     await adapter.close()
@@ -412,7 +413,102 @@ async def test_a_name_taken_by_another_object_is_a_config_error(db_path: Path) -
 
 async def test_missing_directory_is_named(tmp_path: Path) -> None:
     storage = open_storage(f"sqlite:///{tmp_path}/nowhere/bot.db")
-    with pytest.raises(StorageUnavailable) as caught:
+    with pytest.raises(ConfigError) as caught:  # not StorageUnavailable: a retry cannot help
         await storage.set("k", 1)
-    assert f"the directory {str(tmp_path / 'nowhere')!r} does not exist" in str(caught.value)
+    message = str(caught.value)
+    assert f"the directory {str(tmp_path / 'nowhere')!r} does not exist: create it" in message
+    assert message.count(str(tmp_path / "nowhere")) == 2  # the database path and the folder
     await storage.close()
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make ``path`` (a file or a directory) unwritable for this process, really.
+
+    Not root: ``chmod``. As root (CI runs as root) permissions do not stop writes,
+    so the file or directory is made immutable with ``chattr +i``, which stops
+    root too; where that is refused (no CAP_LINUX_IMMUTABLE, a file system
+    without the flag) the test is skipped, saying so. Each use checks that
+    writing is refused before the test relies on it.
+    """
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        undo = [lambda: path.chmod(mode)]
+    else:
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(
+                "running as root, where chmod does not stop writes, and `chattr +i` is not "
+                f"available here: {made.stderr.strip()}"
+            )
+        undo = [lambda: subprocess.run(["chattr", "-i", str(path)], check=True)]
+    try:
+        probe = path / "probe" if path.is_dir() else path
+        with pytest.raises(OSError), probe.open("ab"):
+            pass
+        yield
+    finally:
+        for step in undo:
+            step()
+
+
+async def test_read_only_file_is_a_config_error_naming_it(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    storage = open_storage(url)
+    await storage.set("k", 1)
+    await storage.close()
+    with read_only(db_path):
+        storage = open_storage(url)
+        assert await storage.get("k") == 1  # reading a read-only file works
+        with pytest.raises(ConfigError) as caught:
+            await storage.set("k", 2)
+        await storage.close()
+    message = str(caught.value)
+    assert f"the file {str(db_path)!r} is read-only for this process" in message
+    assert "write permission" in message
+    assert "readonly database" in message  # what SQLite said, for searching
+    assert message.count(str(db_path)) == 2  # the database and the file, not the table twice
+
+
+@pytest.fixture
+def empty_file(db_path: Path) -> Path:
+    db_path.touch()
+    return db_path
+
+
+async def test_new_read_only_file_fails_at_open(empty_file: Path) -> None:
+    db_path = empty_file
+    with read_only(db_path):
+        storage = open_storage(f"sqlite:///{db_path}")
+        with pytest.raises(ConfigError, match="is read-only for this process") as caught:
+            await storage.get("k")  # creating the table is the first write
+        await storage.close()
+    assert str(caught.value).count("(table 'botstate')") == 1
+
+
+@pytest.mark.parametrize("journal_mode", ["WAL", "DELETE"])
+async def test_read_only_directory_is_a_config_error_naming_it(
+    tmp_path: Path, journal_mode: str
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    url = f"sqlite:///{folder}/bot.db"
+    storage = open_storage(url, journal_mode=journal_mode)
+    await storage.set("k", 1)
+    await storage.close()
+    with read_only(folder):
+        storage = open_storage(url, journal_mode=journal_mode)
+        with pytest.raises(ConfigError) as caught:
+            # WAL needs its -shm file to open; the rollback journal is made by the write.
+            await storage.get("k")
+            await storage.set("k", 2)
+        await storage.close()
+        fresh = open_storage(f"sqlite:///{folder}/new.db")
+        with pytest.raises(ConfigError, match="is not writable by this process"):
+            await fresh.get("k")
+        await fresh.close()
+    message = str(caught.value)
+    assert f"the directory {str(folder)!r} is not writable by this process" in message
+    assert "bot.db-wal" in message and "bot.db-journal" in message
+    assert "write access to the directory" in message

@@ -45,6 +45,9 @@ _SCAN_PAGE = 500
 _PURGE_BATCH = 1000
 _MAX_INT64 = 2**63 - 1  # versions are SQLite INTEGERs
 _MIN_INT64 = -(2**63)
+SQLITE_READONLY = 8
+SQLITE_IOERR = 10
+SQLITE_CANTOPEN = 14
 SQLITE_TOOBIG = 18
 SQLITE_NOTADB = 26
 
@@ -146,7 +149,7 @@ class SqliteAdapter(BaseAdapter):
             if isinstance(err, BotstateError):
                 raise
             if isinstance(err, sqlite3.Error):
-                raise self._wrap(err, f"open {where}") from err
+                raise self._wrap(err, "open") from err
             raise
         if self._closed:  # close() ran while we were connecting
             await _close_all(writer, reader)
@@ -180,21 +183,43 @@ class SqliteAdapter(BaseAdapter):
         try:
             await db.open()
         except sqlite3.Error as err:
-            raise StorageUnavailable(
-                f"cannot open SQLite database {self._where()}: {err}{self._open_hint()}"
-            ) from err
+            problem = self._path_problem()
+            if problem is not None:
+                raise ConfigError(
+                    f"cannot open SQLite database {self._where()}: {problem} (SQLite says: {err})"
+                ) from err
+            raise StorageUnavailable(f"cannot open SQLite database {self._where()}: {err}") from err
         return db
 
-    def _open_hint(self) -> str:
-        """What to do about a file that cannot be opened, when the cause is visible."""
+    def _path_problem(self) -> str | None:
+        """Why this process cannot write the database, when the file system shows it.
+
+        A retry cannot help until someone fixes the path or its permissions,
+        so callers raise :class:`ConfigError` with this text (a path, never a secret).
+        """
         if self.config.in_memory:
-            return ""
-        folder = os.path.dirname(os.path.abspath(self.config.path))
+            return None
+        path = os.path.abspath(self.config.path)
+        folder = os.path.dirname(path)
         if not os.path.isdir(folder):
-            return f" (the directory {folder!r} does not exist: create it first)"
+            return (
+                f"the directory {folder!r} does not exist: create it first "
+                "(SQLite creates the database file, not its directories)"
+            )
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return (
+                f"the file {path!r} is read-only for this process: give the user this bot runs "
+                "as write permission on it (chmod/chown; check for a read-only mount or volume)"
+            )
         if not os.access(folder, os.W_OK | os.X_OK):
-            return f" (the directory {folder!r} is not writable by this process)"
-        return ""
+            name = os.path.basename(path)
+            return (
+                f"the directory {folder!r} is not writable by this process: SQLite creates its "
+                f"journal files ({name}-wal and {name}-shm, or {name}-journal) next to the "
+                "database, so it needs write access to the directory as well as to the file "
+                "(chmod/chown the directory, or put the database in a writable one)"
+            )
+        return None
 
     def _where(self) -> str:
         return f"{self.config.path!r} (table {self.config.table!r})"
@@ -227,6 +252,15 @@ class SqliteAdapter(BaseAdapter):
             )
         if code == SQLITE_NOTADB:
             return ConfigError(f"{self.config.path!r} is not a SQLite database: {err}")
+        text = str(err)
+        if code in (SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_IOERR) or (
+            "readonly database" in text or "unable to open database" in text  # Python 3.10
+        ):
+            problem = self._path_problem()
+            if problem is not None:
+                return ConfigError(
+                    f"SQLite {doing} on {self._where()} failed: {problem} (SQLite says: {err})"
+                )
         if isinstance(err, ValueError) and not isinstance(err, sqlite3.Error):
             return StorageUnavailable(f"SQLite connection to {self._where()} is closed: {err}")
         return StorageUnavailable(f"SQLite {doing} on {self._where()} failed: {err}")
