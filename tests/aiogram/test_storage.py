@@ -194,6 +194,46 @@ async def test_key_builder_semantics(botstate_storage: Storage[Any]) -> None:
         await strict.get_state(keys[4])
 
 
+@pytest.mark.parametrize("with_bot_id", [False, True])
+@pytest.mark.parametrize("with_business_connection_id", [False, True])
+@pytest.mark.parametrize("with_destiny", [False, True])
+def test_key_builder_names_keys_as_aiogram_default_builder(
+    with_bot_id: bool, with_business_connection_id: bool, with_destiny: bool
+) -> None:
+    """BotstateKeyBuilder's own build() gives DefaultKeyBuilder's names, setting by setting."""
+    settings = {
+        "with_bot_id": with_bot_id,
+        "with_business_connection_id": with_business_connection_id,
+        "with_destiny": with_destiny,
+    }
+    for prefix, separator in (("fsm", ":"), ("p", "|"), ("", "::")):
+        ours = BotstateKeyBuilder(prefix=prefix, separator=separator, **settings)
+        theirs = DefaultKeyBuilder(prefix=prefix, separator=separator, **settings)
+        for key in (
+            StorageKey(bot_id=1, chat_id=-100, user_id=3),
+            StorageKey(bot_id=1, chat_id=2, user_id=3, thread_id=5),
+            StorageKey(bot_id=1, chat_id=2, user_id=3, thread_id=0),
+            StorageKey(bot_id=1, chat_id=2, user_id=3, business_connection_id="bc"),
+            StorageKey(bot_id=1, chat_id=2, user_id=3, business_connection_id=""),
+            StorageKey(bot_id=7, chat_id=2, user_id=3, thread_id=5, business_connection_id="b"),
+        ):
+            for part in (None, "data", "state", "lock"):
+                assert ours.build(key, part) == theirs.build(key, part), (settings, key, part)
+
+
+async def test_update_data_result_is_the_callers(fsm: BotstateStorage) -> None:
+    """The dict update_data returns and the dict set_data was given are not the stored data."""
+    given = {"a": [1]}
+    await fsm.set_data(KEY, given)
+    given["a"].append(2)
+    result = await fsm.update_data(KEY, {"b": 2})
+    assert result == {"a": [1], "b": 2}
+    result["a"].append(3)
+    result["c"] = 3
+    assert await fsm.get_data(KEY) == {"a": [1], "b": 2}
+    assert await fsm.update_data(KEY, {}) == {"a": [1], "b": 2}
+
+
 async def test_state_and_data_ttl_on_a_manual_clock() -> None:
     clock = ManualClock(1_000_000.0)
     storage: Storage[Any] = Storage(MemoryAdapter(clock=clock, sweep_interval=0), clock=clock)

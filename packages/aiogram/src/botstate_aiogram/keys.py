@@ -32,7 +32,20 @@ class BotstateKeyBuilder(DefaultKeyBuilder):
         key: StorageKey,
         part: Literal["data", "state", "lock"] | None = None,
     ) -> str:
-        if self.with_destiny or key.destiny == DEFAULT_DESTINY:
+        destiny = key.destiny
+        if destiny != DEFAULT_DESTINY and not self.with_destiny:
+            head = super().build(replace(key, destiny=DEFAULT_DESTINY))
+            return self.separator.join([head, destiny, part] if part else [head, destiny])
+        if (
+            self.with_bot_id
+            or self.with_business_connection_id
+            or self.with_destiny
+            or key.thread_id
+        ):
             return super().build(key, part)
-        head = super().build(replace(key, destiny=DEFAULT_DESTINY))
-        return self.separator.join([head, key.destiny, part] if part else [head, key.destiny])
+        # The default settings, on every FSM call: DefaultKeyBuilder's name without its
+        # list and join (tests compare both on every setting).
+        sep = self.separator
+        if part:
+            return f"{self.prefix}{sep}{key.chat_id}{sep}{key.user_id}{sep}{part}"
+        return f"{self.prefix}{sep}{key.chat_id}{sep}{key.user_id}"

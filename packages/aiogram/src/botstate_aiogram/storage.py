@@ -177,7 +177,8 @@ class BotstateStorage(BaseStorage):
     # -- data ---------------------------------------------------------------
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         """Replace the data of ``key``; empty data deletes the entry."""
-        value = _as_dict(data)
+        # No copy of a dict: Storage.set encodes it before its first await.
+        value = data if type(data) is dict else _as_dict(data)
         storage_key = self.key_builder.build(key, "data")
         if not value:
             await self.storage.delete(storage_key)
@@ -199,12 +200,14 @@ class BotstateStorage(BaseStorage):
         storage_key = self.key_builder.build(key, "data")
 
         def merge(old: Any) -> dict[str, Any] | None:
-            merged = dict(_stored_dict(storage_key, old))  # fn may run again on a conflict
+            # ``old`` is decoded afresh for each attempt and the result is
+            # encoded before it is stored: merging in place is safe.
+            merged = _stored_dict(storage_key, old)
             merged.update(patch)
             return merged or None  # empty data is not stored
 
         new = await self.storage.update(storage_key, merge, ttl=self.data_ttl)
-        return dict(new) if new else {}
+        return new if new else {}  # merge's own dict: nothing else holds it
 
     async def close(self) -> None:
         """Close the botstate storage if this object opened it (from a URL or mapping)."""
