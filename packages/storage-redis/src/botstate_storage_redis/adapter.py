@@ -238,14 +238,14 @@ class RedisAdapter(BaseAdapter):
                         "event loop"
                     )
                 client = _make_client(self._target, self.options)
+            pipelined = self.options.autopipeline and not self._cluster
+            # Standalone, a client given with client= brings its own pool (and its limit).
+            limited = self._cluster or (self._target is not None and not pipelined)
             binding = _Binding(
                 loop,
                 client,
-                pipelined=self.options.autopipeline and not self._cluster,
-                # A client given with client= brings its own pool (and its limit).
-                limit=self.options.max_connections
-                if self._cluster or self._target is not None
-                else None,
+                pipelined=pipelined,
+                limit=self.options.max_connections if limited else None,
                 wait=self.options.socket_timeout,
             )
             self._bindings[loop] = binding
