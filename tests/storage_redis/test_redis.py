@@ -303,6 +303,14 @@ async def test_get_many_reports_foreign_types_like_get(
                 await adapter.get_many(keys)
             assert not isinstance(info.value, StorageUnavailable)
         assert await adapter.get_many(["ok", "missing"]) == {"ok": b"fine"}
+        # Enough keys for MGET (then EXISTS of the missing ones, then the script).
+        forty = {f"f{i}": b"v" for i in range(40)}
+        await adapter.set_many(forty)
+        assert await adapter.get_many([*forty, "missing"]) == forty
+        for keys in ([*forty, "hash"], ["missing", *forty, "list", "missing2"]):
+            with pytest.raises(StorageError) as info:
+                await adapter.get_many(keys)
+            assert not isinstance(info.value, StorageUnavailable)
         # More keys than one script call takes, the foreign one in a later chunk.
         many = {f"m{i}": b"v" for i in range(2500)}
         await adapter.set_many(many)
