@@ -303,6 +303,14 @@ async def test_get_many_reports_foreign_types_like_get(
                 await adapter.get_many(keys)
             assert not isinstance(info.value, StorageUnavailable)
         assert await adapter.get_many(["ok", "missing"]) == {"ok": b"fine"}
+        # Enough keys for MGET (then EXISTS of the missing ones, then the script).
+        forty = {f"f{i}": b"v" for i in range(40)}
+        await adapter.set_many(forty)
+        assert await adapter.get_many([*forty, "missing"]) == forty
+        for keys in ([*forty, "hash"], ["missing", *forty, "list", "missing2"]):
+            with pytest.raises(StorageError) as info:
+                await adapter.get_many(keys)
+            assert not isinstance(info.value, StorageUnavailable)
         # More keys than one script call takes, the foreign one in a later chunk.
         many = {f"m{i}": b"v" for i in range(2500)}
         await adapter.set_many(many)
@@ -311,6 +319,70 @@ async def test_get_many_reports_foreign_types_like_get(
             await adapter.get_many([*many, "hash"])
     finally:
         await adapter.close()
+
+
+async def _calls(raw: Redis, command: str) -> int:
+    """How many times the server has run ``command`` (INFO commandstats)."""
+    stats = await raw.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("autopipeline", [True, False])
+async def test_set_many_without_expiry_is_one_write_with_a_version_per_entry(
+    redis_server: Any, raw: Redis, prefix: str, autopipeline: bool
+) -> None:
+    # One MSET per 1000 entries: each entry still gets its own fresh version,
+    # a previous expiry is dropped (as SET does), and other entries are untouched.
+    adapter = RedisAdapter(redis_server.url, prefix=prefix, autopipeline=autopipeline)
+    try:
+        await adapter.set("old", b"o", expires_at=time.time() + 60)
+        await adapter.set("other", b"x")
+        items = {f"k{i}": b"v%d" % i for i in range(2500)} | {"old": b"new"}
+        before = await _calls(raw, "mset")
+        await adapter.set_many(items)
+        assert await _calls(raw, "mset") - before == 3
+        assert await adapter.get_many([*items, "other"]) == items | {"other": b"x"}
+        assert await adapter.get_expiry("old") is None
+        versions = [await adapter.get_versioned(key) for key in ("k0", "k1", "k2499", "old")]
+        assert len({found[1] for found in versions if found is not None}) == 4
+        assert [len(raw_value) for raw_value in await raw.mget([prefix + "k0", prefix + "k9"])] == [
+            HEADER_BYTES + 2
+        ] * 2
+    finally:
+        await adapter.close()
+
+
+@pytest.mark.asyncio
+async def test_callers_beyond_max_connections_fail_within_the_timeout(tmp_path: Path) -> None:
+    # Without the auto-pipeline, callers beyond max_connections wait for a free
+    # connection; on a server that stopped answering they too must fail in time.
+    server = own_server(lambda: start_redis(tmp_path))
+    timeout = 0.5
+    adapter = RedisAdapter(
+        server.url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        autopipeline=False,
+        max_connections=2,
+    )
+    try:
+        await adapter.set("k", b"v")
+        server.pause()
+        started = time.monotonic()
+        results = await asyncio.wait_for(
+            asyncio.gather(*(adapter.get("k") for _ in range(10)), return_exceptions=True),
+            timeout * 10,
+        )
+        assert all(isinstance(r, StorageUnavailable) for r in results), results
+        assert time.monotonic() - started < timeout * 4
+        server.resume()
+        await asyncio.sleep(0.05)
+        assert await asyncio.gather(*(adapter.get("k") for _ in range(10))) == [b"v"] * 10
+    finally:
+        server.resume()
+        await adapter.close()
+        server.stop()
 
 
 @pytest.mark.asyncio

@@ -2,23 +2,33 @@
 
 Key layout: entry ``key`` lives in the Redis string ``<prefix><key>`` whose
 value is an 8-byte version header (big-endian, random per write) followed by
-the stored bytes. ``get`` is one ``GET``, ``set`` one ``SET ... PXAT``;
-``get_many`` (an ``MGET`` that checks the type of keys it finds missing),
+the stored bytes. ``get`` is one ``GET``, ``set`` one ``SET ... PXAT``,
+``set_many`` without expiry one ``MSET``, ``get_many`` one ``MGET`` (plus an
+``EXISTS`` when it finds keys missing, see :meth:`RedisAdapter.get_many`);
 ``set_if`` and ``delete_if`` are Lua scripts (``EVALSHA``, falling back to
 ``EVAL`` when the script is not cached).
+
+Event loops: redis-py's connections belong to the loop they were made on, so
+the adapter keeps one client per event loop it is used from (see
+:class:`_Binding`) and closes that client's connections when its loop shuts
+down (``asyncio.run()`` and ``asyncio.Runner`` end with
+``loop.shutdown_asyncgens()``, which closes a guard async generator started on
+that loop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import (
     BlockingConnectionPool,
+    ConnectionPool,
     SSLConnection,
     UnixDomainSocketConnection,
 )
@@ -58,6 +68,12 @@ from .pipeline import AutoPipeline
 __all__ = ["HEADER_BYTES", "RedisAdapter"]
 
 SCAN_COUNT = 1000
+MSET_CHUNK = 1000
+"""Keys per ``MSET`` in :meth:`RedisAdapter.set_many` (all chunks leave in one round trip)."""
+MGET_FROM = 32
+"""``get_many`` of fewer keys runs the Lua script (one round trip whatever is missing);
+from this many on, ``MGET`` (the script's cost grows with the keys, while ``MGET`` adds a
+fixed second round trip only when keys are missing). Measured: equal at about 30 keys."""
 _T = TypeVar("_T")
 _DRIVER_ERRORS = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 _UNAVAILABLE = (
@@ -141,21 +157,11 @@ class RedisAdapter(BaseAdapter):
             self._owns_client = True if close_client is None else close_client
             self._cluster = target.kind == "cluster"
             self._where = target.shown
-        self._pipeline: AutoPipeline | None = None
-        if self.options.autopipeline and not self._cluster:
-            assert isinstance(self._client, Redis)
-            self._pipeline = AutoPipeline(self._client.connection_pool)
         self._pexpiretime: bool | None = None  # unknown until first get_expiry
-        # redis-py's cluster client fails at once when a node's pool is exhausted;
-        # make callers wait instead, as the standalone pool does. One semaphore for
-        # the whole cluster: at most max_connections commands in flight over all
-        # nodes, so no node's pool (of the same size) can run out.
-        self._limit = asyncio.Semaphore(self.options.max_connections) if self._cluster else None
-        # redis-py's cluster client can break connections when many commands race
-        # through its lazy first initialize(); we run it once, alone, first.
-        self._init_lock = asyncio.Lock()
-        self._cluster_ready = False
-        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop in use
+        # One _Binding per event loop in use; the client made above serves the first.
+        self._bindings: dict[asyncio.AbstractEventLoop, _Binding] = {}
+        self._current: _Binding | None = None  # the binding used last (the fast path)
+        self._unbound: Redis | RedisCluster | None = self._client
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> RedisAdapter:
@@ -174,13 +180,21 @@ class RedisAdapter(BaseAdapter):
 
     @property
     def client(self) -> Redis | RedisCluster:
-        """The underlying redis-py client (for commands botstate does not wrap)."""
-        return self._client
+        """The underlying redis-py client (for commands botstate does not wrap).
+
+        The client of the event loop the adapter was used on last (each loop
+        gets its own client; see the module docstring).
+        """
+        current = self._current
+        return current.client if current is not None else self._client
 
     @property
     def pipeline_stats(self) -> dict[str, int]:
-        """``{"round_trips": n, "commands": m}`` sent by the auto-pipeline (zeros when off)."""
-        lane = self._pipeline
+        """``{"round_trips": n, "commands": m}`` sent by the auto-pipeline (zeros when off).
+
+        Counts of the auto-pipeline of the event loop used last.
+        """
+        lane = self._current.pipeline if self._current is not None else None
         return {
             "round_trips": lane.round_trips if lane else 0,
             "commands": lane.commands if lane else 0,
@@ -195,50 +209,95 @@ class RedisAdapter(BaseAdapter):
             return StorageUnavailable(f"redis at {self._where} is unavailable: {text}")
         return StorageError(f"redis at {self._where} failed: {text}")
 
-    def _ready(self) -> None:
-        """Refuse work once closed; follow a new event loop with a new client.
+    def _binding(self) -> _Binding:
+        """What the running event loop uses; refuse work once closed."""
+        self.check_open()
+        loop = asyncio.get_running_loop()
+        current = self._current
+        if current is not None and current.loop is loop:
+            return current
+        return self._bind(loop)
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> _Binding:
+        """The binding of ``loop``, made on its first use there.
 
         redis-py's connections belong to the event loop they were made on. A
         storage used from a second loop (a second ``asyncio.run()``, a sync
-        bridge) gets a fresh client built from the same URL; the old one's
-        connections died with their loop. A client given with ``client=``
-        cannot be rebuilt: using it from another loop is refused clearly.
+        bridge) gets a fresh client built from the same URL, and keeps it for
+        as long as that loop lives: alternating between two live loops reuses
+        each loop's client. A client given with ``client=`` cannot be rebuilt:
+        using it from another loop is refused clearly.
         """
-        self.check_open()
-        loop = asyncio.get_running_loop()
-        if loop is self._loop:
-            return
-        first, self._loop = self._loop is None, loop
-        if first:
-            return
-        if self._target is None:
-            raise StorageUnavailable(
-                "the redis client given with client= belongs to the event loop it was first "
-                "used on; open the storage from a URL to use it from another event loop"
+        for ended in [old for old in self._bindings if old.is_closed()]:
+            # Closed without shutdown_asyncgens(): nothing can close those sockets now.
+            del self._bindings[ended]
+        binding = self._bindings.get(loop)
+        if binding is None:
+            client, self._unbound = self._unbound, None
+            if client is None:
+                if self._target is None:
+                    raise StorageUnavailable(
+                        "the redis client given with client= belongs to the event loop it was "
+                        "first used on; open the storage from a URL to use it from another "
+                        "event loop"
+                    )
+                client = _make_client(self._target, self.options)
+            pipelined = self.options.autopipeline and not self._cluster
+            # Standalone, a client given with client= brings its own pool (and its limit).
+            limited = self._cluster or (self._target is not None and not pipelined)
+            binding = _Binding(
+                loop,
+                client,
+                pipelined=pipelined,
+                limit=self.options.max_connections if limited else None,
+                wait=self.options.socket_timeout,
             )
-        self._client = _make_client(self._target, self.options)
-        if self._pipeline is not None:
-            assert isinstance(self._client, Redis)
-            self._pipeline = AutoPipeline(self._client.connection_pool)
-        self._init_lock = asyncio.Lock()
-        self._cluster_ready = False
-        if self._limit is not None:
-            self._limit = asyncio.Semaphore(self.options.max_connections)
+            self._bindings[loop] = binding
+            # The binding keeps its guard alive: the loop holds only a weak reference.
+            binding.guard = self._guard(binding)
+            _start(binding.guard)
+        self._current = binding
+        return binding
+
+    async def _guard(self, binding: _Binding) -> AsyncGenerator[None, None]:
+        """Close ``binding``'s connections when its event loop shuts down.
+
+        Started (stepped to its ``yield``) on the binding's loop, so the loop's
+        async-generator hooks track it: ``loop.shutdown_asyncgens()`` (the end
+        of ``asyncio.run()``) closes it, and so does the loop if the generator
+        is garbage-collected while the loop runs. A loop closed without
+        ``shutdown_asyncgens()`` never runs the ``finally``: its sockets are lost.
+        """
+        try:
+            yield
+        finally:
+            if self._bindings.get(binding.loop) is binding:
+                del self._bindings[binding.loop]
+            if self._current is binding:
+                self._current = None
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await binding.aclose(owns_client=self._owns_client)
 
     async def _raw(self, *args: Any) -> Any:
         """One command; driver errors are left to the caller (see :meth:`_run`).
 
         Replies are raw on the auto-pipeline, parsed by redis-py otherwise.
         """
-        self._ready()
+        binding = self._binding()
         task = asyncio.current_task()
         pending = _cancel_requests(task)
-        if self._pipeline is not None:
-            reply = await self._pipeline.execute(args)
+        if binding.pipeline is not None:
+            reply = await binding.pipeline.execute(args)
+        elif binding.limit is None:
+            reply = await binding.client.execute_command(*args)
         elif self._cluster:
             reply = await self._in_cluster(lambda cluster: cluster.execute_command(*args))
         else:
-            reply = await self._client.execute_command(*args)
+            await binding.acquire()
+            try:
+                reply = await binding.client.execute_command(*args)
+            finally:
+                binding.limit.release()
         if _cancel_requests(task) > pending:
             # redis-py can swallow a cancellation that lands while it sends a command,
             # and the caller would go on as if never cancelled (a bot ignoring Ctrl-C).
@@ -254,28 +313,31 @@ class RedisAdapter(BaseAdapter):
 
     async def _in_cluster(self, call: Callable[[RedisCluster], Awaitable[_T]]) -> _T:
         """``call(cluster client)`` once it is initialized, within ``max_connections``."""
-        self._ready()
-        cluster = self._client
-        assert isinstance(cluster, RedisCluster) and self._limit is not None
-        if not self._cluster_ready:
-            async with self._init_lock:
-                if not self._cluster_ready:
+        binding = self._binding()
+        cluster = binding.client
+        assert isinstance(cluster, RedisCluster) and binding.limit is not None
+        if not binding.cluster_ready:
+            async with binding.init_lock:
+                if not binding.cluster_ready:
                     await cluster.initialize()
-                    self._cluster_ready = True
-        async with self._limit:
+                    binding.cluster_ready = True
+        await binding.acquire()
+        try:
             return await call(cluster)
+        finally:
+            binding.limit.release()
 
     async def _run_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one non-transactional pipeline (split per node in a cluster).
 
         The first error reply is raised (wrapped), like any driver error.
         """
-        self._ready()
+        binding = self._binding()
         task = asyncio.current_task()
         pending = _cancel_requests(task)
         try:
-            if self._pipeline is not None:
-                replies = await self._pipeline.execute_many(commands)
+            if binding.pipeline is not None:
+                replies = await binding.pipeline.execute_many(commands)
                 for reply in replies:
                     if isinstance(reply, ResponseError):
                         raise reply
@@ -289,10 +351,17 @@ class RedisAdapter(BaseAdapter):
 
                 replies = await self._in_cluster(in_cluster)
             else:
-                pipe = self._client.pipeline(transaction=False)
+                pipe = binding.client.pipeline(transaction=False)
                 for command in commands:
                     pipe.execute_command(*command)
-                replies = list(await pipe.execute())
+                if binding.limit is None:
+                    replies = list(await pipe.execute())
+                else:
+                    await binding.acquire()
+                    try:
+                        replies = list(await pipe.execute())
+                    finally:
+                        binding.limit.release()
         except _DRIVER_ERRORS as err:
             raise self._error(err) from err
         if _cancel_requests(task) > pending:
@@ -338,8 +407,14 @@ class RedisAdapter(BaseAdapter):
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """Found entries only; a key holding another Redis type raises ``StorageError``.
 
-        Standalone: one Lua call per 1000 keys (MGET, then ``TYPE`` of the keys
-        it found missing), sent together. Cluster: a pipeline of ``GET``s.
+        Standalone, from ``MGET_FROM`` keys on: one ``MGET`` (per 1000 keys,
+        sent together). ``MGET`` answers nil both for a missing key and for one
+        holding another type, so when some come back nil, one ``EXISTS`` counts
+        those keys: 0 means all missing; otherwise (another type, or a key
+        written meanwhile) the Lua script re-reads the keys and checks their
+        types atomically, raising for another type. Fewer keys: that script
+        alone (``MGET``, then ``TYPE`` of the keys it found missing), one round
+        trip. Cluster: a pipeline of ``GET``s (``WRONGTYPE`` on another type).
         """
         if not keys:
             return {}
@@ -347,23 +422,53 @@ class RedisAdapter(BaseAdapter):
         full = [prefix + key for key in keys] if prefix else list(keys)
         if self._cluster:
             raws = await self._run_many([("GET", name) for name in full])
-        elif len(full) <= GET_MANY_CHUNK:
+        elif len(full) < MGET_FROM:
             raws = await self._eval(GET_MANY, full)
         else:
-            chunks = [full[i : i + GET_MANY_CHUNK] for i in range(0, len(full), GET_MANY_CHUNK)]
-            parts = await asyncio.gather(*(self._eval(GET_MANY, chunk) for chunk in chunks))
+            raws = await self._mget(full)
+        found = {key: raw for key, raw in zip(keys, raws, strict=True) if raw is not None}
+        if found and min(map(len, found.values())) < HEADER_BYTES:
+            for key, raw in found.items():
+                self._value(key, raw)  # raises for the value not written by botstate
+        return {key: raw[HEADER_BYTES:] for key, raw in found.items()}
+
+    async def _mget(self, full: list[str]) -> list[bytes | None]:
+        """Values of the Redis keys ``full`` in order, nil for missing; see :meth:`get_many`."""
+        chunks = [full[i : i + GET_MANY_CHUNK] for i in range(0, len(full), GET_MANY_CHUNK)]
+        if len(chunks) == 1:
+            raws: list[bytes | None] = list(await self._run("MGET", *full))
+        else:
+            parts = await self._run_many([("MGET", *chunk) for chunk in chunks])
             raws = [raw for part in parts for raw in part]
-        return {
-            key: self._value(key, raw)
-            for key, raw in zip(keys, raws, strict=True)
-            if raw is not None
-        }
+        missing = [name for name, raw in zip(full, raws, strict=True) if raw is None]
+        if not missing or not await self._run("EXISTS", *missing):
+            return raws
+        checked = await asyncio.gather(*(self._eval(GET_MANY, chunk) for chunk in chunks))
+        return [raw for part in checked for raw in part]
 
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
     ) -> None:
-        if items:
+        """Without expiry, one ``MSET`` per 1000 entries (each atomic); else one ``SET`` each.
+
+        Every entry gets its own fresh version header. All commands leave in one
+        round trip. Cluster: ``SET``s in redis-py's pipeline, split per node.
+        """
+        if not items:
+            return
+        if expires_at is not None or self._cluster:
             await self._run_many([self._set_command(k, v, expires_at) for k, v in items.items()])
+            return
+        prefix = self.prefix
+        args: list[Any] = []
+        for key, value in items.items():
+            args.append(prefix + key)
+            args.append(new_header() + value)
+        if len(args) <= 2 * MSET_CHUNK:
+            await self._run("MSET", *args)
+        else:
+            step = 2 * MSET_CHUNK
+            await self._run_many([("MSET", *args[i : i + step]) for i in range(0, len(args), step)])
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         full = list(dict.fromkeys(self.prefix + key for key in keys))
@@ -387,11 +492,11 @@ class RedisAdapter(BaseAdapter):
         pattern = escape_glob(self.prefix + prefix) + "*"
         cut = len(self.prefix)
         seen: set[bytes] = set()
-        self._ready()
+        binding = self._binding()
         try:
             if self._cluster:
                 await self._in_cluster(_nothing)  # initialize the cluster client first
-                found = self._client.scan_iter(match=pattern, count=SCAN_COUNT)
+                found = binding.client.scan_iter(match=pattern, count=SCAN_COUNT)
             else:
                 found = self._scan_pages(pattern)
             async for raw in found:
@@ -472,13 +577,26 @@ class RedisAdapter(BaseAdapter):
         close may have re-opened.
         """
         self._closed = True  # before any await: no command starts from now on
-        # Connections made on an event loop that has ended died with it: nothing to close.
-        same_loop = self._loop is None or self._loop is asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         try:
-            if self._pipeline is not None:
-                await self._pipeline.aclose()
-            if self._owns_client and same_loop:
-                await self._client.aclose()
+            for binding in list(self._bindings.values()):
+                if binding.loop is loop:
+                    await binding.aclose(owns_client=self._owns_client)
+                elif binding.loop.is_running():
+                    # In use by another thread's loop (a sync bridge): close it there,
+                    # waiting a bounded time (that loop may be blocked waiting for us).
+                    done = asyncio.run_coroutine_threadsafe(
+                        binding.aclose(owns_client=self._owns_client), binding.loop
+                    )
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(
+                            asyncio.wrap_future(done), self.options.socket_timeout
+                        )
+                # A loop that is not running closes its binding when it shuts down
+                # (the guard); one already closed took its connections with it.
+            unbound, self._unbound = self._unbound, None
+            if unbound is not None and self._owns_client:
+                await unbound.aclose()  # never used: nothing connected, but close it as promised
         except _DRIVER_ERRORS:
             pass  # closing a connection to a dead server must not fail
         finally:
@@ -489,12 +607,90 @@ class RedisAdapter(BaseAdapter):
             "url": self._where,
             "prefix": self.prefix,
             "cluster": self._cluster,
-            "autopipeline": self._pipeline is not None,
+            "autopipeline": self.options.autopipeline and not self._cluster,
         }
 
 
 async def _nothing(cluster: RedisCluster) -> None:
     return None
+
+
+class _Binding:
+    """What one event loop owns: its client, auto-pipeline and concurrency limits.
+
+    ``limit`` caps the commands in flight at once (cluster: over all nodes;
+    standalone without auto-pipeline: the size of the client's pool, which is
+    a plain, non-blocking one); callers beyond it wait up to ``wait`` seconds,
+    then fail with redis-py's ``ConnectionError`` (``StorageUnavailable``).
+    """
+
+    __slots__ = (
+        "client",
+        "cluster_ready",
+        "guard",
+        "init_lock",
+        "limit",
+        "loop",
+        "pipeline",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: Redis | RedisCluster,
+        *,
+        pipelined: bool,
+        limit: int | None,
+        wait: float,
+    ) -> None:
+        self.loop = loop
+        self.client = client
+        self.pipeline: AutoPipeline | None = None
+        if pipelined:
+            assert isinstance(client, Redis)
+            self.pipeline = AutoPipeline(client.connection_pool)
+        self.limit = asyncio.Semaphore(limit) if limit is not None else None
+        self.wait = wait
+        # redis-py's cluster client can break connections when many commands race
+        # through its lazy first initialize(); we run it once, alone, first.
+        self.init_lock = asyncio.Lock()
+        self.cluster_ready = False
+        self.guard: AsyncGenerator[None, None] | None = None
+
+    async def acquire(self) -> None:
+        """Take a place under ``limit`` (which must be set)."""
+        limit = self.limit
+        assert limit is not None
+        if not limit.locked():
+            await limit.acquire()  # free: returns without suspending
+            return
+        try:
+            await asyncio.wait_for(limit.acquire(), self.wait)
+        except asyncio.TimeoutError:
+            raise RedisConnectionError("no connection became free in time") from None
+
+    async def aclose(self, *, owns_client: bool) -> None:
+        """Close the auto-pipeline's connection, and the client if the adapter owns it."""
+        if self.pipeline is not None:
+            await self.pipeline.aclose()
+        if owns_client:
+            await self.client.aclose()
+
+
+def _start(guard: AsyncGenerator[None, None]) -> None:
+    """Run ``guard`` to its first ``yield`` now, inside the running event loop.
+
+    Its first step registers it with the loop's async-generator hooks (which is
+    what lets ``shutdown_asyncgens()`` close it); it yields before awaiting
+    anything, so one synchronous step reaches the ``yield``.
+    """
+    step = cast("Any", guard.asend(None))
+    try:
+        step.send(None)
+    except StopIteration:
+        return
+    raise AssertionError("the guard awaited before its yield")  # pragma: no cover
 
 
 def _options_for_client(options: dict[str, Any], *, cluster: bool) -> RedisOptions:
@@ -538,8 +734,6 @@ def _make_client(target: Target, options: RedisOptions) -> Redis | RedisCluster:
     if target.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in target.hosts]
         return RedisCluster(startup_nodes=nodes, **common)
-    # A blocking pool makes callers beyond max_connections wait (up to the
-    # socket timeout) instead of failing at once.
     max_connections = common.pop("max_connections")
     if target.kind == "unix":
         common.update(connection_class=UnixDomainSocketConnection, path=target.path)
@@ -549,9 +743,18 @@ def _make_client(target: Target, options: RedisOptions) -> Redis | RedisCluster:
         if target.ssl:
             del common["ssl"]
             common["connection_class"] = SSLConnection
-    pool = BlockingConnectionPool(
-        max_connections=max_connections, timeout=options.socket_timeout, db=target.db, **common
-    )
+    pool: ConnectionPool
+    if options.autopipeline:
+        # Only adapter.client uses this pool: a blocking one makes its callers
+        # beyond max_connections wait (up to the socket timeout), not fail at once.
+        pool = BlockingConnectionPool(
+            max_connections=max_connections, timeout=options.socket_timeout, db=target.db, **common
+        )
+    else:
+        # The adapter's commands wait for a place under the same cap themselves
+        # (_Binding.limit), which costs less than the blocking pool's Condition
+        # and timeout on every command.
+        pool = ConnectionPool(max_connections=max_connections, db=target.db, **common)
     return Redis.from_pool(pool)
 
 
