@@ -75,6 +75,46 @@ async def test_keyed_lock_timeout_and_single_try() -> None:
     assert len(locks) == 0
 
 
+async def test_keyed_lock_hands_over_in_arrival_order() -> None:
+    locks = KeyedLock()
+    order: list[int] = []
+    first = locks.hold("k")
+    assert await first.acquire()
+
+    async def wait(i: int) -> None:
+        async with locks.hold("k"):
+            order.append(i)
+            await asyncio.sleep(0)
+
+    waiters = [asyncio.ensure_future(wait(i)) for i in range(5)]
+    await asyncio.sleep(0)
+    assert locks.try_hold("k") is None  # taken: no second holder without waiting
+    first.release()
+    await asyncio.gather(*waiters)
+    assert order == [0, 1, 2, 3, 4]
+    assert len(locks) == 0
+
+
+async def test_keyed_lock_passes_on_a_hand_over_its_waiter_no_longer_wants() -> None:
+    """A waiter cancelled just after the lock was handed to it passes it on;
+    a waiter timing out leaves the queue. Nobody is left waiting forever."""
+    locks = KeyedLock()
+    first = locks.hold("k")
+    assert await first.acquire()
+    handed = asyncio.ensure_future(locks.hold("k").acquire())
+    timing_out = asyncio.ensure_future(locks.hold("k").acquire(0.01))
+    last = locks.hold("k")
+    last_task = asyncio.ensure_future(last.acquire())
+    await asyncio.sleep(0)
+    assert await timing_out is False
+    first.release()  # hands the lock to `handed`, which is cancelled before it runs
+    handed.cancel()
+    await asyncio.gather(handed, return_exceptions=True)
+    assert await asyncio.wait_for(last_task, 1) is True
+    last.release()
+    assert len(locks) == 0
+
+
 class Counting(MemoryAdapter):
     """The real memory adapter, counting the atomic calls a lock makes."""
 

@@ -96,6 +96,66 @@ async def test_changed_session_is_saved_and_unchanged_costs_one_read(
     assert adapter.calls == Counter({"get_versioned": 1})  # ATOMIC: read with a version
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (1, True),  # equal in Python, "1" vs "true" in JSON
+        (1, 1.0),
+        (0, False),
+        ("1", 1),
+        ([1, 2], [2, 1]),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),  # same dict, other key order: other bytes
+    ],
+)
+async def test_a_change_python_calls_equal_is_still_saved(
+    storage: Storage[Any], adapter: CountingAdapter, before: Any, after: Any
+) -> None:
+    sessions = Sessions(storage, initial=lambda: {"x": None})
+    async with sessions.open("k") as session:
+        session.data["x"] = before
+    async with sessions.open("k") as session:
+        session.data["x"] = after
+    assert storage.encode("k", before) != storage.encode("k", after)
+    got = await storage.get("k")
+    assert got["_d"]["x"] == after and type(got["_d"]["x"]) is type(after)
+    assert list(got["_d"]["x"]) == list(after) if isinstance(after, (list, dict)) else True
+
+
+async def test_unchanged_data_is_not_rewritten_whatever_wrote_its_bytes(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
+    """Data read and left as it was is not written back, even where the stored
+    JSON is spelled otherwise (spaces, escapes: written by another program)."""
+    sessions = Sessions(storage, initial=dict)
+    await storage.entry("k").set(rb'{ "_v": 1, "_d": {"name": "\u0041nn", "n": [1, 2]} }')
+    adapter.calls.clear()
+    async with sessions.open("k") as session:
+        assert session.data == {"name": "Ann", "n": [1, 2]}
+        session.data["n"].append(3)
+        session.data["n"].pop()
+        assert not session.changed
+    assert adapter.writes == 0
+
+
+async def test_typed_or_unusual_values_fall_back_to_comparing_encodings(
+    storage: Storage[Any], adapter: CountingAdapter
+) -> None:
+    class Tag(str):
+        pass
+
+    sessions = Sessions(storage, initial=lambda: {"tag": Tag("a")})
+    async with sessions.open("k") as session:
+        assert not session.changed  # an untouched initial() with a str subclass in it
+    assert adapter.writes == 0
+    async with sessions.open("k") as session:
+        session.data["tag"] = Tag("b")
+    assert (await storage.get("k"))["_d"] == {"tag": "b"}
+    adapter.calls.clear()
+    async with sessions.open("k") as session:
+        session.data["tag"] = Tag("b")  # a subclass instance encoding as what is stored
+    assert adapter.writes == 0
+
+
 async def test_clear_and_none_delete(storage: Storage[Any]) -> None:
     sessions: Sessions[dict[str, int]] = Sessions(storage, initial=dict)
     for how in ("clear", "none"):

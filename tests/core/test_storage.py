@@ -77,6 +77,25 @@ async def test_undecodable_bytes_raise_decode_error(
         await storage.get_many(["broken"])
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b'{"a":[1,"\xc3\xa9"]}',
+        b'  {"a": [1, "\\u00e9"]}\n',  # whitespace around, escapes
+        b'\xef\xbb\xbf{"a":[1,"\xc3\xa9"]}',  # UTF-8 with a BOM
+        '{"a":[1,"\u00e9"]}'.encode("utf-16"),
+    ],
+)
+async def test_json_reads_what_other_writers_stored(stored: bytes) -> None:
+    """The JSON codec reads any JSON text json.loads reads, not only its own compact UTF-8."""
+    storage: Storage[object] = Storage(MemoryAdapter())
+    await storage.entry("k").set(stored)
+    assert await storage.get("k") == {"a": [1, "\u00e9"]}
+    await storage.entry("k").set(b'{"a":1} trailing')
+    with pytest.raises(DecodeError, match="'k'"):
+        await storage.get("k")
+
+
 async def test_roundtrip_and_default(storage: Storage[object]) -> None:
     value = {"name": "Ann", "cart": [1, 2, 3], "lang": "ру", "ok": True, "none": None}
     await storage.set("user:1", value)

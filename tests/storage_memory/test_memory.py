@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections import OrderedDict
 
 import pytest
 
@@ -45,6 +47,67 @@ async def test_lru_cap_evicts_least_recently_used_with_event() -> None:
     assert await adapter.get("b") is None
     assert sorted([k async for k in adapter.scan()]) == ["a", "c", "d"]
     assert [(e.key, e.value, e.reason) for e in events] == [("b", b"b", "evicted")]
+    await adapter.close()
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_lru_cap_evicts_exactly_like_a_reference_lru(seed: int) -> None:
+    """Random reads, writes, batches, compare-and-set and deletes under a small cap:
+    the evictions are those of a textbook LRU (an OrderedDict moved on every use)."""
+    rng = random.Random(seed)
+    cap = 6
+    adapter = MemoryAdapter(max_entries=cap, sweep_interval=0)
+    events: list[str] = []
+    adapter.on_expire(lambda event: events.append(event.key))
+    model: OrderedDict[str, bytes] = OrderedDict()
+    expected: list[str] = []
+
+    def use(key: str) -> None:
+        model.move_to_end(key)
+
+    def write(key: str, value: bytes, evict: bool = True) -> None:
+        model[key] = value
+        model.move_to_end(key)
+        while evict and len(model) > cap:
+            expected.append(model.popitem(last=False)[0])
+
+    for step in range(600):
+        key = f"k{rng.randrange(12)}"
+        value = f"v{step}".encode()
+        op = rng.choice(["set", "get", "get_many", "set_many", "versioned", "delete", "has"])
+        if op == "set":
+            await adapter.set(key, value)
+            write(key, value)
+        elif op == "get":
+            assert await adapter.get(key) == model.get(key)
+            if key in model:
+                use(key)
+        elif op == "get_many":
+            keys = [f"k{rng.randrange(12)}" for _ in range(rng.randrange(1, 5))]
+            found = await adapter.get_many(keys)
+            assert found == {k: model[k] for k in keys if k in model}
+            for k in sorted(found):  # one call is one use; ties evict the smaller key first
+                use(k)
+        elif op == "set_many":
+            items = {f"k{rng.randrange(12)}": value for _ in range(rng.randrange(1, 4))}
+            await adapter.set_many(items)
+            for k, v in items.items():  # a batch is written whole, then evicts
+                write(k, v, evict=False)
+            write(k, v)
+        elif op == "versioned":
+            got = await adapter.get_versioned(key)
+            assert (got[0] if got else None) == model.get(key)
+            if got is not None:
+                use(key)
+                assert await adapter.set_if(key, value, version=got[1]) is not None
+                write(key, value)
+        elif op == "delete":
+            assert await adapter.delete(key) == (key in model)
+            model.pop(key, None)
+        else:
+            assert await adapter.has(key) == (key in model)  # not a use
+        assert events == expected
+        assert len(adapter) == len(model)
     await adapter.close()
 
 
@@ -144,3 +207,25 @@ async def test_batch_expiry_is_swept_key_by_key() -> None:
     assert adapter.sweep() == 1
     assert [e.key for e in events] == ["a", "b"]
     assert len(adapter) == 0
+
+
+async def test_closed_adapter_refuses_compare_and_set_and_forgets_entries() -> None:
+    adapter = MemoryAdapter()
+    await adapter.set("k", b"v")
+    got = await adapter.get_versioned("k")
+    assert got is not None
+    await adapter.close()
+    assert len(adapter) == 0
+    calls = [
+        adapter.get("k"),
+        adapter.set("k", b"w"),
+        adapter.get_versioned("k"),
+        adapter.set_if("k", b"w", version=got[1]),
+        adapter.set_if("new", b"w", version=None),
+        adapter.delete_if("k", version=got[1]),
+        adapter.get_expiry("k"),
+    ]
+    for call in calls:
+        with pytest.raises(botstate.StorageUnavailable, match="closed"):
+            await call
+    assert len(adapter) == 0 and "entries=0" in repr(adapter)

@@ -76,6 +76,9 @@ class Lease:
         self._version: Version | None = None
         self._version_known = True  # False after a write whose outcome is unknown
         self._renewer: asyncio.Task[None] | None = None
+        # The first renewal is a timer: most holders release before it is due, and
+        # a timer costs far less than a task to start and to stop.
+        self._renewal_due: asyncio.TimerHandle | None = None
         self._renewal: asyncio.Future[Version | None] | None = None  # a renewal in flight
         self._held = False
         self._lost = False
@@ -147,11 +150,14 @@ class Lease:
             )
 
     # -- renewing ---------------------------------------------------------
-    async def _renew_forever(self) -> None:
+    def _renew_soon(self, written: float) -> None:
+        """The first renewal is due (``ttl / 3`` after ``written``): start the renewer."""
+        self._renewal_due = None
+        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(written))
+
+    async def _renew_forever(self, renewed: float) -> None:
         loop = asyncio.get_running_loop()
-        renewed = loop.time()
         while True:
-            await asyncio.sleep(self.ttl / 3)
             try:
                 if not await self._renew():
                     break  # expired or taken over
@@ -162,6 +168,7 @@ class Lease:
                 logger.warning("renewing lock %r failed: %s", self.key, err)
                 if loop.time() - renewed >= self.ttl:
                     break
+            await asyncio.sleep(self.ttl / 3)
         self._lost = True
         logger.warning("lock %r was lost before it was released", self.key)
 
@@ -211,6 +218,9 @@ class Lease:
 
     async def _stop_renewing(self) -> None:
         """Stop the renewer and settle a write it left in flight (its version, or lost)."""
+        due, self._renewal_due = self._renewal_due, None
+        if due is not None:
+            due.cancel()
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
             renewer.cancel()
@@ -249,7 +259,9 @@ class Lease:
         return True
 
     def _start_renewing(self) -> None:
-        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._renewal_due = loop.call_at(now + self.ttl / 3, self._renew_soon, now)
 
     # -- hooks: what the entry holds --------------------------------------
     async def _claim(self) -> Version | Busy | None:

@@ -23,10 +23,16 @@ class KeyedLock:
     >>> async def handler():
     ...     async with locks.hold("chat:1"):
     ...         ...
+
+    Taking a free key is one dict insert, with no await and no lock object
+    (sessions take one per handler); waiters queue first come, first served,
+    and a release hands the lock straight to the first of them.
     """
 
     def __init__(self) -> None:
-        self._locks: dict[str, _Entry] = {}
+        # A held key's waiters: a future per waiting task, first come first served,
+        # resolved when the lock is handed to it.
+        self._locks: dict[str, list[asyncio.Future[None]]] = {}
 
     def __len__(self) -> int:
         """How many keys currently have a lock object (held or awaited)."""
@@ -36,54 +42,71 @@ class KeyedLock:
         """The lock of ``key``: ``async with`` it, or ``acquire()``/``release()`` it once."""
         return Hold(self._locks, key)
 
-
-class _Entry:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0  # tasks holding or waiting for the lock
+    def try_hold(self, key: str) -> Hold | None:
+        """The lock of ``key``, held, if it was free (no await); ``None`` if it is taken."""
+        if key in self._locks:
+            return None
+        hold = Hold(self._locks, key)
+        hold._held = self._locks[key] = []
+        return hold
 
 
 class Hold:
     """One task's use of the lock of one key (from :meth:`KeyedLock.hold`)."""
 
-    __slots__ = ("_entry", "_key", "_locks")
+    __slots__ = ("_held", "_key", "_locks")
 
-    def __init__(self, locks: dict[str, _Entry], key: str) -> None:
+    def __init__(self, locks: dict[str, list[asyncio.Future[None]]], key: str) -> None:
         self._locks = locks
         self._key = key
-        self._entry: _Entry | None = None
+        self._held: list[asyncio.Future[None]] | None = None  # the key's waiters, once held
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it (no await); ``False`` if it is taken."""
+        if self._key in self._locks:
+            return False
+        self._held = self._locks[self._key] = []
+        return True
 
     async def acquire(self, timeout: float = math.inf) -> bool:
         """Wait up to ``timeout`` seconds for the lock; ``False`` if it stayed taken."""
-        entry = self._locks.get(self._key)
-        if entry is None:
-            entry = self._locks[self._key] = _Entry()
-        entry.users += 1
-        try:
-            if entry.users == 1 or timeout == math.inf:
-                await entry.lock.acquire()  # at once when nobody else holds or waits
-            elif timeout <= 0:
-                self._forget(entry)
-                return False
-            else:
-                await asyncio.wait_for(entry.lock.acquire(), timeout)
-        except asyncio.TimeoutError:
-            self._forget(entry)
+        if self.try_acquire():
+            return True  # at once when nobody else holds or waits
+        if timeout <= 0:
             return False
-        except BaseException:
-            self._forget(entry)
+        waiters = self._locks[self._key]
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(handed)
+        try:
+            if timeout == math.inf:
+                await handed
+            else:
+                await asyncio.wait_for(handed, timeout)
+        except BaseException as err:
+            if handed.done() and not handed.cancelled():
+                # Handed the lock just as the wait ended: pass it on.
+                self._held = waiters
+                self.release()
+            elif handed in waiters:  # a release may have dropped it already
+                handed.cancel()
+                waiters.remove(handed)
+            if isinstance(err, asyncio.TimeoutError):
+                return False
             raise
-        self._entry = entry
+        self._held = waiters
         return True
 
     def release(self) -> None:
         """Release the lock (no-op if this hold does not have it)."""
-        entry, self._entry = self._entry, None
-        if entry is not None:
-            entry.lock.release()
-            self._forget(entry)
+        waiters, self._held = self._held, None
+        if waiters is None:
+            return
+        while waiters:
+            handed = waiters.pop(0)  # waiters are few: a list beats a deque to create
+            if not handed.done():
+                handed.set_result(None)  # the lock is that waiter's now
+                return
+        del self._locks[self._key]
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -95,11 +118,6 @@ class Hold:
         tb: TracebackType | None,
     ) -> None:
         self.release()
-
-    def _forget(self, entry: _Entry) -> None:
-        entry.users -= 1
-        if entry.users == 0 and self._locks.get(self._key) is entry:
-            del self._locks[self._key]
 
 
 class Lock:

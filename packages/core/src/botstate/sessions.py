@@ -26,6 +26,7 @@ import builtins
 import functools
 import inspect
 import logging
+import marshal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
@@ -61,7 +62,7 @@ _V, _D, _E, _L = "_v", "_d", "_e", "_l"
 class _Stored:
     """What a session's key holds as far as this block knows (after a read or a write)."""
 
-    __slots__ = ("fixed_expiry", "raw", "read", "snapshot", "version", "versioned")
+    __slots__ = ("fixed_expiry", "image", "raw", "read", "snapshot", "version", "versioned")
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class _Stored:
         version: Version | None = None,  # for compare-and-set (isolation="distributed")
         versioned: bool = False,  # whether ``version`` is known (read or written with one)
         fixed_expiry: float | None = None,  # the envelope's "_e" (sliding=False)
+        image: bytes | None = None,  # the data as read, see _image; None: compare encodings
     ) -> None:
         self.read = read
         self.raw = raw
@@ -78,6 +80,23 @@ class _Stored:
         self.version = version
         self.versioned = versioned
         self.fixed_expiry = fixed_expiry
+        self.image = image
+
+
+def _image(data: Any) -> bytes | None:
+    """An image of ``data`` that changes whenever its encoding could, or ``None``.
+
+    Unchanged data is spotted by comparing images taken on load and on save:
+    ``marshal`` at format version 2 (no shared references, so the bytes depend
+    on nothing but types and values) is exact about types (``1``, ``1.0`` and
+    ``True`` differ, as in JSON) and order, and costs a fraction of encoding.
+    It refuses other types than the plain built-in ones (subclasses,
+    dataclasses, datetimes…): those sessions compare encoded bytes instead.
+    """
+    try:
+        return marshal.dumps(data, 2)
+    except ValueError:
+        return None
 
 
 _UNREAD = _Stored(read=False)
@@ -97,18 +116,13 @@ class Session(Generic[T]):
     its ``data`` before that raises :class:`~botstate.errors.UsageError`.
     """
 
-    def __init__(
-        self,
-        sessions: Sessions[T],
-        entry: Entry,
-        acquire: Callable[[], Awaitable[_EntryLease | None]],
-    ) -> None:
+    def __init__(self, sessions: Sessions[T], entry: Entry, scope: _SessionScope[T]) -> None:
         self.key = entry.key
         self._entry = entry  # the storage key, validated once per open()
         self._sessions = sessions
-        # Takes the block's lock (once) before any I/O; returns the entry's lease
-        # (isolation="distributed"), which has read the entry while taking it.
-        self._acquire = acquire
+        # Takes the block's lock (once) before any I/O: its _acquire() returns the
+        # entry's lease (isolation="distributed"), which read the entry while taking it.
+        self._scope = scope
         self._lease: _EntryLease | None = None  # set once the lock is taken
         self._stored: _Stored | None = None  # None: storage not read in this block
         self._data: T | None = None
@@ -122,7 +136,7 @@ class Session(Generic[T]):
     @property
     def data(self) -> T:
         """The session's data. On a lazy session, ``await load()`` first."""
-        if not self.loaded:
+        if self._stored is None and not self._assigned:  # not self.loaded, inlined
             raise UsageError(
                 f"lazy session {self.key!r} is not loaded yet: use `await session.load()`"
             )
@@ -140,7 +154,8 @@ class Session(Generic[T]):
     async def load(self) -> T:
         """Read the session (once) and return its data; lazy sessions need this."""
         if self._stored is None and not self._assigned:
-            self._lease = await self._acquire()
+            if not self._scope._take_now():
+                self._lease = await self._scope._acquire()
             self._data, self._stored = await self._sessions._read(self._entry, self._lease)
         return self._data  # type: ignore[return-value]
 
@@ -150,6 +165,14 @@ class Session(Generic[T]):
         if not self.loaded:
             return False
         return self._sessions._plan(self.key, self._data, self._stored or _UNREAD) is not None
+
+    def _saving(self) -> Awaitable[None] | None:
+        """What the block's normal exit awaits to save; ``None``: nothing to save, no I/O."""
+        stored = self._stored
+        if stored is None:
+            return self.save() if self._assigned else None
+        plan = self._sessions._plan(self.key, self._data, stored)
+        return None if plan is None else self._write(stored, plan)
 
     async def save(self) -> None:
         """Write the session now if it changed (the block does this on normal exit).
@@ -163,8 +186,13 @@ class Session(Generic[T]):
             if not self._assigned:
                 return  # nothing read, nothing assigned: nothing to save
             stored = _UNREAD
-            self._lease = await self._acquire()  # data assigned without load(): write locked
-        self._stored = await self._sessions._save(self._entry, self._data, stored, self._lease)
+            self._lease = await self._scope._acquire()  # assigned without load(): write locked
+        plan = self._sessions._plan(self.key, self._data, stored)
+        if plan is not None:
+            await self._write(stored, plan)
+
+    async def _write(self, stored: _Stored, plan: _Write) -> None:
+        self._stored = await self._sessions._save(self._entry, plan, stored, self._lease)
 
     async def _finish(self) -> _EntryLease | None:
         """On a normal exit with ``isolation="distributed"``: hand what to save to the lease.
@@ -174,7 +202,7 @@ class Session(Generic[T]):
         """
         if self._stored is None and not self._assigned:
             return None
-        lease = self._lease = await self._acquire()
+        lease = self._lease = await self._scope._acquire()
         plan = self._sessions._plan(self.key, self._data, self._stored or _UNREAD)
         if lease is None or plan is None:
             return None
@@ -286,6 +314,7 @@ class Sessions(Generic[T]):
         self.lock_ttl = lock_ttl_s
         self.lock_timeout = float(lock_timeout)
         self._distributed = isolation == "distributed"
+        self._process = isolation == "process"
         # ATOMIC adapters: every mode reads with a version and saves compare-and-set.
         self._atomic = Capability.ATOMIC in storage.adapter.capabilities
         self._locks = KeyedLock()  # isolation="process" (and "distributed": waiters queue here)
@@ -322,7 +351,8 @@ class Sessions(Generic[T]):
     def _scope(
         self, target: Any, lazy: bool | None, before: tuple[_SessionScope[Any], ...]
     ) -> _SessionScope[T]:
-        entry = Entry(self.storage, self.key_for(target))  # validated before any lock
+        key = target if self.key is None and type(target) is str else self.key_for(target)
+        entry = Entry(self.storage, key)  # validated before any lock
         return _SessionScope(self, entry, self.lazy if lazy is None else lazy, before)
 
     def handler(
@@ -391,6 +421,7 @@ class Sessions(Generic[T]):
         key = entry.key
         version: Version | None = None
         versioned = self._atomic and lease is None
+        stored: Any = None
         if lease is not None:
             raw, stored = lease.body, lease.envelope
         else:
@@ -399,17 +430,45 @@ class Sessions(Generic[T]):
                 raw, version = (None, None) if got is None else got
             else:
                 raw = await entry.get()
-            stored = None if raw is None else self.storage.decode(key, raw)
             if raw is not None:
+                stored = self.storage.decode(key, raw)
+                if self._convert is None and self._is_current(stored):
+                    # The common case (no lock in it, no migration, no type) in short.
+                    data = stored[_D]
+                    image = _image(data)  # unchanged data then means nothing to write
+                    return data, _Stored(True, raw, None, version, versioned, stored.get(_E), image)
                 raw, stored = self._without_lock(key, raw, stored)  # a lock is not data
         if raw is None:
             data = self.initial() if self.initial is not None else None
-            # Snapshot initial() so an untouched new session is not written.
-            snapshot = None if data is None else self.storage.encode(key, data)
-            return data, _Stored(snapshot=snapshot, version=version, versioned=versioned)
+            # Image initial() so an untouched new session is not written.
+            image = snapshot = None
+            if data is not None:
+                image = _image(data) if self._convert is None else None
+                if image is None:
+                    snapshot = self.storage.encode(key, data)
+            return data, _Stored(
+                snapshot=snapshot, version=version, versioned=versioned, image=image
+            )
         plain, fixed_expiry = self._upgrade(key, stored)
+        image = None
+        if self._convert is None and self._is_current(stored):
+            image = _image(plain)  # unchanged data then means nothing to write
         data = self._typed(key, plain)
-        return data, _Stored(True, raw, None, version, versioned, fixed_expiry)
+        return data, _Stored(True, raw, None, version, versioned, fixed_expiry, image)
+
+    def _is_current(self, stored: Any) -> bool:
+        """Whether ``stored`` is the envelope unchanged data would be saved as.
+
+        Its schema version is ours (no migration ran) and it has exactly the
+        fields :meth:`_plan` writes: then its data unchanged needs no write.
+        """
+        return (
+            type(stored) is dict
+            and type(stored.get(_V)) is int
+            and stored[_V] == self.version
+            and _D in stored
+            and (len(stored) == 2 if self.sliding else len(stored) == 3 and _E in stored)
+        )
 
     def _without_lock(self, key: str, raw: bytes, stored: Any) -> tuple[bytes | None, Any]:
         """``raw`` (decoded: ``stored``) minus a distributed holder's lock field.
@@ -470,14 +529,18 @@ class Sessions(Generic[T]):
     def _plan(self, key: str, data: T | None, stored: _Stored) -> _Write | None:
         """What saving ``data`` would do, given what is stored.
 
-        Unchanged means: the envelope encodes to exactly the stored bytes (one
-        encode, no copy of the data kept), or, for a new session, the data
-        encodes to what ``initial()`` did.
+        Unchanged means: the data has the image it had when read (see
+        :func:`_image`; one ``marshal.dumps``); for data ``marshal`` refuses,
+        the envelope encodes to exactly the stored bytes (one encode), or, for a
+        new session, the data encodes to what ``initial()`` did.
         """
         if data is None:
             # Deleting matters if something is stored, or may be (assigned unread).
             return (None, None, None) if stored.raw is not None or not stored.read else None
-        if stored.snapshot is not None and self.storage.encode(key, data) == stored.snapshot:
+        if stored.image is not None:
+            if _image(data) == stored.image:
+                return None
+        elif stored.snapshot is not None and self.storage.encode(key, data) == stored.snapshot:
             return None
         envelope: dict[str, Any] = {_V: self.version, _D: data}
         expires_at = None  # sliding: the write's ttl sets it
@@ -493,18 +556,15 @@ class Sessions(Generic[T]):
         return encoded, expires_at, envelope
 
     async def _save(
-        self, entry: Entry, value: T | None, stored: _Stored, lease: _EntryLease | None
+        self, entry: Entry, plan: _Write, stored: _Stored, lease: _EntryLease | None
     ) -> _Stored:
-        """Save ``value`` if it changed; return what is stored afterwards.
+        """Do ``plan`` (see :meth:`_plan`); return what is stored afterwards.
 
         With ``lease`` (isolation="distributed") the write keeps the lock in
         the entry; on ATOMIC adapters it is compare-and-set against the
         version read (or last written); otherwise a plain write.
         """
         key = entry.key
-        plan = self._plan(key, value, stored)
-        if plan is None:
-            return stored
         data, expires_at, envelope = plan
         if lease is not None:
             if data is not None and not self.sliding and _over(expires_at, self.storage):
@@ -722,6 +782,18 @@ class _SessionScope(Generic[T]):
         self._lease: _EntryLease | None = None  # isolation="distributed"
         self._session: Session[T] | None = None
 
+    def _take_now(self) -> bool:
+        """Hold this block's lock now if that needs no wait and no I/O; ``False``: await
+        :meth:`_acquire`. (A handler's usual case, isolation "none" or "process" on a
+        free key, without the awaits.)"""
+        if self._lock is not None or self._before:
+            return False
+        sessions = self._sessions
+        if sessions._process:
+            self._lock = sessions._locks.try_hold(self._entry.key)
+            return self._lock is not None
+        return sessions.isolation == "none"
+
     async def _acquire(self) -> _EntryLease | None:
         """Take this block's lock (after the earlier parts' locks), once; return its lease."""
         if self._lock is not None:
@@ -759,7 +831,7 @@ class _SessionScope(Generic[T]):
             raise _lost_lease(self._entry.key)
 
     async def __aenter__(self) -> Session[T]:
-        session: Session[T] = Session(self._sessions, self._entry, self._acquire)
+        session: Session[T] = Session(self._sessions, self._entry, self)
         self._session = session
         if not self._lazy:
             try:
@@ -781,10 +853,17 @@ class _SessionScope(Generic[T]):
                 if self._sessions._distributed:
                     await session._finish()  # the release below saves
                 else:
-                    await session.save()
+                    saving = session._saving()
+                    if saving is not None:
+                        await saving
         except BaseException:
             await self._release(quiet=True)
             raise
+        lock = self._lock
+        if type(lock) is Hold:  # the in-process lock: released without an await
+            self._lock = None
+            lock.release()
+            return
         await self._release(quiet=exc_type is not None)
 
 

@@ -30,7 +30,7 @@ from .errors import (
 from .keys import NAMESPACE_SEPARATOR, validate_key, validate_namespace
 from .leases import Lease
 from .locks import KeyedLock, Lock
-from .options import seconds
+from .options import MAX_SECONDS, seconds
 from .plugins import get_codec
 
 __all__ = ["FOREVER", "LOCK_PREFIX", "TTL", "Storage"]
@@ -53,6 +53,7 @@ lease entries from ``keys()``, ``clear()`` and ``on_expire()``.
 """
 
 _ABSENT = object()
+_ATOMIC = Capability.ATOMIC  # an enum member looked up on its class costs ~100 ns
 
 
 class Storage(Generic[T]):
@@ -150,7 +151,12 @@ class Storage(Generic[T]):
 
     def expires_at(self, ttl: TTL = None) -> float | None:
         """The absolute expiry a write with ``ttl`` gets now (``None``: never)."""
-        duration = self.default_ttl if ttl is None else seconds(ttl, "ttl", forever=True)
+        if ttl is None:
+            duration = self.default_ttl
+        elif type(ttl) is float and 0 < ttl <= MAX_SECONDS:
+            duration = ttl  # already valid (e.g. a Sessions ttl): skip the full check
+        else:
+            duration = seconds(ttl, "ttl", forever=True)
         if duration is None or duration == math.inf:
             return None
         return self.clock() + duration
@@ -281,7 +287,7 @@ class Storage(Generic[T]):
         1
         """
         full = self.full_key(key)
-        if Capability.ATOMIC not in self.adapter.capabilities:
+        if _ATOMIC not in self.adapter.capabilities:
             async with self._local_locks.hold(full):
                 data = await self.adapter.get(full)
                 new = await _call(fn, None if data is None else self.decode(key, data))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
-from botstate import Capability, ConfigError, InvalidURL
+from botstate import Capability, ConfigError, InvalidURL, StorageUnavailable
 from botstate.adapter import (
     BaseAdapter,
     Clock,
@@ -26,11 +25,14 @@ DEFAULT_SWEEP_INTERVAL = 1.0
 _OPTIONS = {"max_entries": int, "sweep_interval": float}
 
 
-# An entry is a plain tuple (cheapest to build and read): value, expires_at, version.
-_Entry: TypeAlias = "tuple[bytes, float | None, int]"
+# An entry is a small list (cheap to build, and a read can stamp it in place):
+# value, expires_at, version (changes on writes only), last use (a tick of the
+# adapter's counter, taken by every read and write; orders the LRU cap).
+_Entry: TypeAlias = "list[Any]"
 _VALUE: Final = 0
 _EXPIRES: Final = 1
 _VERSION: Final = 2
+_USED: Final = 3
 
 
 class MemoryAdapter(BaseAdapter):
@@ -68,11 +70,14 @@ class MemoryAdapter(BaseAdapter):
         self.max_entries = max_entries
         self.sweep_interval = sweep_interval
         self.clock = clock
-        self._data: OrderedDict[str, _Entry] = OrderedDict()
+        self._data: dict[str, _Entry] = {}
         # Deadlines as hints: (expires_at, sequence, key or keys of one batch). An
         # item only says "look at these keys then"; the entry's own expires_at decides.
         self._heap: list[tuple[float, int, str | tuple[str, ...]]] = []
-        self._counter = 0
+        # Eviction candidates (last use, key), newest first, listed from every entry
+        # when the cap is passed; an item whose entry was used since is stale.
+        self._lru: list[tuple[int, str]] = []
+        self._tick = 0  # versions and last-use stamps: +1 per read or write
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -92,29 +97,39 @@ class MemoryAdapter(BaseAdapter):
         return len(self._data)
 
     # -- internals --------------------------------------------------------
+    # The LRU cap costs a read one store: the entry's last-use stamp. (An
+    # OrderedDict's move_to_end on every read cost a third of a get.) Eviction
+    # finds the least recently used entry from a sorted list of stamps, see _evict.
+    # The hot paths (get, set, their batches) are inlined: a method call is a
+    # large share of a dict operation. The single-key ones skip check_open():
+    # close() swaps the entries for _ClosedEntries, which refuses every access.
+
     def _live(self, key: str, now: float | None = None) -> _Entry | None:
+        """The entry of ``key`` if it is live (an expired one is removed); not a use."""
         entry = self._data.get(key)
         if entry is None:
             return None
         expires_at = entry[_EXPIRES]
         if expires_at is not None and expires_at <= (self.clock() if now is None else now):
-            del self._data[key]
-            self._emit_expiry(ExpiryEvent(key, entry[_VALUE], "expired", expires_at))
+            self._expire(key, entry)
             return None
         return entry
 
+    def _expire(self, key: str, entry: _Entry) -> None:
+        del self._data[key]
+        if self._expiry_callbacks:  # an event costs more than the removal: only if wanted
+            self._emit_expiry(ExpiryEvent(key, entry[_VALUE], "expired", entry[_EXPIRES]))
+
     def _write(self, key: str, value: bytes, expires_at: float | None) -> int:
-        """Store one entry; return its new version."""
-        self._counter = version = self._counter + 1
+        """Store one entry; return its new version (what ``set`` does, inlined there)."""
+        self._tick = tick = self._tick + 1
         data = self._data
-        data[key] = (value if type(value) is bytes else bytes(value), expires_at, version)
-        if self.max_entries:
-            data.move_to_end(key)
-            if len(data) > self.max_entries:
-                self._evict()
+        data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+        if len(data) > self.max_entries > 0:
+            self._evict()
         if expires_at is not None:
-            self._track_expiry(expires_at, version, key)
-        return version
+            self._track_expiry(expires_at, tick, key)
+        return tick
 
     def _track_expiry(self, expires_at: float, seq: int, keys: str | tuple[str, ...]) -> None:
         """Leave a heap hint for ``keys``, start the sweeper, keep the heap compact."""
@@ -125,15 +140,30 @@ class MemoryAdapter(BaseAdapter):
         if len(self._heap) > 2 * len(self._data) + 64:
             self._compact_heap()
 
-    def _touch(self, key: str) -> None:
-        """Mark ``key`` as recently used (only the LRU cap cares)."""
-        if self.max_entries:
-            self._data.move_to_end(key)
-
     def _evict(self) -> None:
-        while len(self._data) > self.max_entries:
-            old_key, old = self._data.popitem(last=False)
-            self._emit_expiry(ExpiryEvent(old_key, old[_VALUE], "evicted", old[_EXPIRES]))
+        """Remove least recently used entries until at most ``max_entries`` remain.
+
+        Exact LRU: ``_lru`` holds (stamp, key) of every entry as of when it was
+        built, in order. An item whose entry still has that stamp is older than
+        anything used or written since (those stamps are newer than the whole
+        list), so the oldest such item is the least recently used entry (the
+        keys of one ``get_many`` share a stamp: one call is one use). Stale items
+        are skipped; an empty list is rebuilt (one sort, once per n pops).
+        """
+        data, lru = self._data, self._lru
+        while len(data) > self.max_entries:
+            if not lru:
+                # Newest first, so the oldest pops off the end. Dict order is write
+                # order, so the stamps are mostly sorted already: the sort is cheap.
+                lru = self._lru = sorted(
+                    [(entry[_USED], key) for key, entry in data.items()], reverse=True
+                )
+            used, key = lru.pop()
+            entry = data.get(key)
+            if entry is not None and entry[_USED] == used:
+                del data[key]
+                if self._expiry_callbacks:
+                    self._emit_expiry(ExpiryEvent(key, entry[_VALUE], "evicted", entry[_EXPIRES]))
 
     def _compact_heap(self) -> None:
         """Drop heap items of overwritten entries (sliding expiry leaves many behind)."""
@@ -168,27 +198,33 @@ class MemoryAdapter(BaseAdapter):
             for key in (target,) if type(target) is str else target:
                 entry = data.get(key)
                 if entry is not None and entry[_EXPIRES] is not None and entry[_EXPIRES] <= now:
-                    del data[key]
-                    self._emit_expiry(ExpiryEvent(key, entry[_VALUE], "expired", entry[_EXPIRES]))
+                    self._expire(key, entry)
                     removed += 1
         return removed
 
     # -- the contract -----------------------------------------------------
     async def get(self, key: str) -> bytes | None:
-        self.check_open()
-        entry = self._live(key)
+        entry = self._data.get(key)
         if entry is None:
             return None
-        self._touch(key)
-        return entry[_VALUE]
+        if entry[1] is not None and entry[1] <= self.clock():
+            self._expire(key, entry)
+            return None
+        self._tick = entry[3] = self._tick + 1
+        return entry[0]  # type: ignore[no-any-return]
 
     async def has(self, key: str) -> bool:
         self.check_open()
         return self._live(key) is not None
 
     async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
-        self.check_open()
-        self._write(key, value, expires_at)
+        self._tick = tick = self._tick + 1
+        data = self._data
+        data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+        if len(data) > self.max_entries > 0:
+            self._evict()
+        if expires_at is not None:
+            self._track_expiry(expires_at, tick, key)
 
     async def delete(self, key: str) -> bool:
         self.check_open()
@@ -199,31 +235,35 @@ class MemoryAdapter(BaseAdapter):
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         self.check_open()
-        now = self.clock()
+        get, now = self._data.get, self.clock()
+        # One call is one use: its keys share a last-use stamp (ties go by key).
+        self._tick = tick = self._tick + 1
         found: dict[str, bytes] = {}
         for key in keys:
-            entry = self._live(key, now)
-            if entry is not None:
-                found[key] = entry[_VALUE]
-                self._touch(key)
+            entry = get(key)
+            if entry is None:
+                continue
+            if entry[1] is not None and entry[1] <= now:
+                self._expire(key, entry)
+                continue
+            entry[3] = tick
+            found[key] = entry[0]
         return found
 
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
     ) -> None:
         self.check_open()
-        # The loop of _write, inlined: the batch shares one deadline and one heap item.
-        data, cap, version = self._data, self.max_entries, self._counter
+        # The batch shares one deadline and one heap item.
+        data, tick = self._data, self._tick
         for key, value in items.items():
-            version += 1
-            data[key] = (value if type(value) is bytes else bytes(value), expires_at, version)
-            if cap:
-                data.move_to_end(key)
-        self._counter = version
-        if cap and len(data) > cap:
+            tick += 1
+            data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+        self._tick = tick
+        if len(data) > self.max_entries > 0:
             self._evict()
         if expires_at is not None and items:
-            self._track_expiry(expires_at, version, tuple(items))  # one hint per batch
+            self._track_expiry(expires_at, tick, tuple(items))  # one hint per batch
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         self.check_open()
@@ -247,12 +287,14 @@ class MemoryAdapter(BaseAdapter):
         return None if entry is None else entry[_EXPIRES]
 
     async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
-        self.check_open()
-        entry = self._live(key)
+        entry = self._data.get(key)
         if entry is None:
             return None
-        self._touch(key)  # read-modify-write counts as use
-        return entry[_VALUE], entry[_VERSION]
+        if entry[1] is not None and entry[1] <= self.clock():
+            self._expire(key, entry)
+            return None
+        self._tick = entry[3] = self._tick + 1  # read-modify-write counts as use
+        return entry[0], entry[2]
 
     async def set_if(
         self,
@@ -262,7 +304,6 @@ class MemoryAdapter(BaseAdapter):
         version: Version | None,
         expires_at: float | None = None,
     ) -> Version | None:
-        self.check_open()
         entry = self._live(key)
         current = None if entry is None else entry[_VERSION]
         if current != version:
@@ -287,8 +328,10 @@ class MemoryAdapter(BaseAdapter):
         sweeper, self._sweeper = self._sweeper, None
         await self._cancel_task(sweeper)
         await super().close()
-        self._data.clear()
+        self._data = _ClosedEntries()
+        self._data.refusal = f"{self!r} is closed"
         self._heap.clear()
+        self._lru.clear()
 
     def _repr_fields(self) -> Mapping[str, Any]:
         return {
@@ -296,3 +339,18 @@ class MemoryAdapter(BaseAdapter):
             "max_entries": self.max_entries,
             "sweep_interval": self.sweep_interval,
         }
+
+
+class _ClosedEntries(dict[str, _Entry]):
+    """A closed adapter's entries: empty, and every lookup or write raises.
+
+    So the hottest operations need no closed check of their own: their first
+    touch of the entries raises ``StorageUnavailable``, before any change.
+    """
+
+    refusal = "the memory adapter is closed"
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise StorageUnavailable(self.refusal)
+
+    get = __getitem__ = __setitem__ = __delitem__ = pop = setdefault = update = _refuse
