@@ -86,6 +86,7 @@ TESTING_API = {"AdapterSuite", "ManualClock", "reset_registry"}
 
 SYNC_API = {
     "SyncLock",
+    "SyncMultiSessions",
     "SyncSession",
     "SyncSessionScope",
     "SyncSessions",

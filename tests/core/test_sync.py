@@ -22,6 +22,7 @@ import pytest
 from botstate.adapter import ManualClock
 from botstate.errors import (
     AdapterNotFound,
+    ConfigError,
     EncodeError,
     InvalidArgument,
     InvalidKey,
@@ -32,7 +33,8 @@ from botstate.errors import (
 )
 from botstate.sessions import Sessions
 from botstate.storage import FOREVER, Storage
-from botstate.sync import SyncSessions, SyncStorage, open_storage
+from botstate.sync import SyncMultiSessions, SyncSessions, SyncStorage, open_storage
+from botstate.sync.loop import LoopThread
 from botstate_storage_memory import MemoryAdapter
 
 
@@ -262,6 +264,63 @@ def test_on_expire_runs_in_a_worker_thread_that_may_use_the_storage(
     assert len(seen) == 1
 
 
+# -- inline calls (adapters declaring runs_inline) ------------------------------
+def test_expiring_write_in_the_calling_thread_wakes_the_sweeper() -> None:
+    """The memory adapter's plain calls run in the caller's thread; the sweeper they start runs."""
+    sync = open_storage("memory://?sweep_interval=0.05")
+    expired = threading.Event()
+    try:
+        sync.on_expire(lambda key, value: expired.set())
+        sync.set("chat:1", {"step": 1}, ttl=0.1)  # nothing else touches the storage afterwards
+        assert expired.wait(10), "the sweeper started by the write never ran"
+    finally:
+        sync.close()
+
+
+class _WaitingInline(MemoryAdapter):
+    """Declares runs_inline but waits in get(): the rest must run on the loop thread."""
+
+    threads: list[threading.Thread]
+
+    async def get(self, key: str) -> bytes | None:
+        self.threads.append(threading.current_thread())
+        await asyncio.sleep(0.01)
+        self.threads.append(threading.current_thread())
+        return await super().get(key)
+
+
+def test_inline_call_that_waits_finishes_on_the_loop_thread(clock: ManualClock) -> None:
+    adapter = _WaitingInline(clock=clock)
+    adapter.threads = []
+    sync = SyncStorage(Storage(adapter, clock=clock))
+    try:
+        sync.set("a", {"x": 1})
+        assert sync.get("a") == {"x": 1}
+        assert adapter.threads == [threading.current_thread(), sync.runner.thread]
+    finally:
+        sync.close()
+
+
+def test_inline_calls_from_threads_mix_with_loop_work(sync: SyncStorage[Any]) -> None:
+    """Inline set/get from 8 threads, each with update() hops to the loop in between."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        mine = f"t:{threading.get_ident()}"
+        try:
+            for i in range(PER_THREAD):
+                sync.set(mine, {"i": i})
+                assert sync.get(mine) == {"i": i}
+                sync.update("n", lambda v: (v or 0) + 1)
+        except BaseException as err:  # reported below, with the thread's own traceback
+            errors.append(err)
+
+    hammer(work)
+    assert errors == []
+    assert sync.get("n") == THREADS * PER_THREAD
+    assert len(list(sync.keys("t:"))) == THREADS
+
+
 # -- SyncSessions ---------------------------------------------------------------
 @pytest.fixture
 def sessions(sync: SyncStorage[Any]) -> SyncSessions[dict[str, Any]]:
@@ -395,6 +454,89 @@ def test_distributed_isolation_needs_atomic(sync: SyncStorage[Any]) -> None:
         session.data += 1
     with distributed.open("n") as session:
         assert session.data == 1
+
+
+# -- SyncMultiSessions -------------------------------------------------------------
+@dataclass
+class Update:
+    chat_id: int
+    user_id: int
+
+
+@pytest.fixture
+def multi(sync: SyncStorage[Any]) -> SyncMultiSessions:
+    return SyncMultiSessions(
+        {
+            "user": SyncSessions(
+                sync.with_namespace("users"),
+                key=lambda u: f"user:{u.user_id}",
+                initial=lambda: {"lang": "en"},
+            ),
+            "chat": SyncSessions(
+                sync.with_namespace("chats"),
+                key=lambda u: f"chat:{u.chat_id}",
+                initial=lambda: {"n": 0},
+                lazy=True,
+            ),
+        }
+    )
+
+
+def test_multi_sessions_open_every_part_with_its_own_key(
+    multi: SyncMultiSessions, sync: SyncStorage[Any]
+) -> None:
+    chats = sync.with_namespace("chats")
+    with multi.open(Update(-5, 42)) as s:
+        assert list(s) == ["user", "chat"]
+        s.user.data["lang"] = "de"
+        assert not s.chat.loaded  # lazy: no read until load()
+    assert list(chats.keys()) == []  # the untouched lazy part wrote nothing
+    with multi.open(Update(-5, 42)) as s:
+        assert s["user"].data == {"lang": "de"}
+        s.chat.load()["n"] += 1
+    with multi.open(Update(-5, 7), lazy=False) as s:  # lazy= overrides every part
+        assert s.chat.loaded and s.chat.data == {"n": 1}
+        assert s.user.data == {"lang": "en"}
+    assert sync.with_namespace("users").get("user:42")["_d"] == {"lang": "de"}
+    assert chats.get("chat:-5")["_d"] == {"n": 1}
+    with pytest.raises(AttributeError):
+        s.bot  # noqa: B018 - no such part
+
+
+def test_multi_session_raising_block_saves_no_part(multi: SyncMultiSessions) -> None:
+    with pytest.raises(RuntimeError), multi.open(Update(1, 2)) as s:
+        s.user.data["lang"] = "fr"
+        s.chat.load()["n"] = 5
+        raise RuntimeError("handler failed")
+    with multi.open(Update(1, 2), lazy=False) as s:
+        assert s.user.data == {"lang": "en"}
+        assert s.chat.data == {"n": 0}
+
+
+def test_multi_sessions_need_sync_sessions_on_one_loop(sync: SyncStorage[Any]) -> None:
+    with pytest.raises(ConfigError):
+        SyncMultiSessions({})
+    with pytest.raises(InvalidArgument, match=r"botstate\.MultiSessions"):
+        SyncMultiSessions({"user": Sessions(sync.storage)})  # type: ignore[dict-item]
+    other = SyncStorage(sync.storage.with_namespace("x"), runner=LoopThread("other"))
+    with pytest.raises(InvalidArgument, match="one loop thread"):
+        SyncMultiSessions({"a": SyncSessions(sync), "b": SyncSessions(other)})
+
+
+def test_threads_share_multi_sessions_exactly(multi: SyncMultiSessions) -> None:
+    """Parts used in both orders (one lazy) from 8 threads: no deadlock, no lost update."""
+
+    def work() -> None:
+        for i in range(PER_THREAD):
+            with multi.open(Update(1, 1)) as s:
+                for name in ("chat", "user") if i % 2 else ("user", "chat"):
+                    data = s[name].load() if name == "chat" else s[name].data
+                    data["n"] = data.get("n", 0) + 1
+
+    hammer(work)
+    with multi.open(Update(1, 1), lazy=False) as s:
+        assert s.user.data["n"] == THREADS * PER_THREAD
+        assert s.chat.data["n"] == THREADS * PER_THREAD
 
 
 class _NoAtomic(MemoryAdapter):

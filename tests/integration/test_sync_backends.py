@@ -1,10 +1,11 @@
 """botstate.sync on every backend: many threads on one key, and a process that never closes.
 
-8 threads × 500 increments of one key, through ``update`` and through a
-session with process isolation, must end at exactly 4000 on memory, SQLite,
-Redis and DynamoDB Local. A process that opens a storage, writes, and exits
-without closing it must exit promptly, leave no non-daemon thread, and (SQLite)
-keep every write that was acknowledged before exit.
+8 threads × 500 increments of one key, through ``update``, through a
+session with process isolation and through both parts of a multi-session,
+must end at exactly 4000 on memory, SQLite, Redis and DynamoDB Local. A
+process that opens a storage, writes, and exits without closing it must
+exit promptly, leave no non-daemon thread, and (SQLite) keep every write
+that was acknowledged before exit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from botstate.sync import SyncSessions, SyncStorage, open_storage
+from botstate.sync import SyncMultiSessions, SyncSessions, SyncStorage, open_storage
 
 THREADS, PER_THREAD = 8, 500
 BACKENDS = ["memory", "sqlite", "redis", "dynamodb"]
@@ -88,6 +89,26 @@ def test_session_from_threads_is_exact(storage: SyncStorage[Any]) -> None:
     with sessions.open("chat:1") as session:
         assert session.data == {"n": THREADS * PER_THREAD}
     assert sessions.idle_locks == 0
+
+
+@pytest.mark.slow
+def test_multi_session_from_threads_is_exact(storage: SyncStorage[Any]) -> None:
+    multi = SyncMultiSessions(
+        {
+            "user": SyncSessions(storage.with_namespace("users"), initial=lambda: {"n": 0}),
+            "chat": SyncSessions(storage.with_namespace("chats"), initial=lambda: {"n": 0}),
+        }
+    )
+
+    def work() -> None:
+        for _ in range(PER_THREAD):
+            with multi.open("1") as s:
+                s.user.data["n"] += 1
+                s.chat.data["n"] += 1
+
+    hammer(work)
+    with multi.open("1") as s:
+        assert s.user.data == s.chat.data == {"n": THREADS * PER_THREAD}
 
 
 # -- exit without close --------------------------------------------------------

@@ -54,6 +54,7 @@ __all__ = ["Isolation", "MultiSession", "MultiSessions", "Session", "Sessions"]
 logger = logging.getLogger("botstate")
 
 T = TypeVar("T")
+S = TypeVar("S")  # the kind of session a MultiSession holds (botstate.sync reuses it)
 Isolation = Literal["none", "process", "distributed"]
 _ISOLATIONS = ("none", "process", "distributed")
 _V, _D, _E, _L = "_v", "_d", "_e", "_l"
@@ -867,16 +868,16 @@ class _SessionScope(Generic[T]):
         await self._release(quiet=exc_type is not None)
 
 
-class MultiSession:
+class MultiSession(Generic[S]):
     """Several named sessions opened together: ``multi["user"]`` or ``multi.user``."""
 
-    def __init__(self, parts: Mapping[str, Session[Any]]) -> None:
+    def __init__(self, parts: Mapping[str, S]) -> None:
         self._parts = dict(parts)
 
-    def __getitem__(self, name: str) -> Session[Any]:
+    def __getitem__(self, name: str) -> S:
         return self._parts[name]
 
-    def __getattr__(self, name: str) -> Session[Any]:
+    def __getattr__(self, name: str) -> S:
         try:
             return self._parts[name]
         except KeyError:
@@ -910,7 +911,7 @@ class MultiSessions:
     @asynccontextmanager
     async def open(
         self, target: Any = None, *, lazy: bool | None = None
-    ) -> AsyncIterator[MultiSession]:
+    ) -> AsyncIterator[MultiSession[Session[Any]]]:
         async with AsyncExitStack() as stack:
             opened: dict[str, Session[Any]] = {}
             scopes: list[_SessionScope[Any]] = []

@@ -54,6 +54,9 @@ class MemoryAdapter(BaseAdapter):
     capabilities = frozenset(
         {Capability.BATCH, Capability.SCAN, Capability.ATOMIC, Capability.EXPIRY_EVENTS}
     )
+    # Every operation touches only this process's dicts and never waits: botstate.sync
+    # may run them in the calling thread instead of hopping to its loop thread.
+    runs_inline = True
 
     def __init__(
         self,

@@ -1,10 +1,16 @@
-"""``BotstateStateStorage``: pyTelegramBotAPI's ``StateStorageBase`` for ``TeleBot``."""
+"""``BotstateStateStorage``: pyTelegramBotAPI's ``StateStorageBase`` for ``TeleBot``.
+
+The record logic lives once, in :class:`~botstate_telebot.AsyncBotstateStateStorage`;
+this class runs each of its methods on botstate's loop thread (:mod:`botstate.sync`)
+and waits, so the two storages cannot drift apart.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from telebot.storage import StateStorageBase
 
@@ -13,21 +19,48 @@ from botstate.storage import TTL, Storage
 from botstate.sync import SyncStorage
 from botstate.sync import open_storage as open_sync_storage
 
-from .records import (
-    DEFAULT_PREFIX,
-    Record,
-    data_of,
-    state_key,
-    state_name,
-    state_of,
-    with_data,
-    with_item,
-    with_state,
-)
+from .asyncio_storage import AsyncBotstateStateStorage, AsyncStateData
+from .records import DEFAULT_PREFIX
 
 __all__ = ["BotstateStateStorage", "StateData"]
 
 StorageSpec = SyncStorage[Any] | Storage[Any] | str | Mapping[str, Any] | None
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncBotstateStateStorage, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[BotstateStateStorage, P], R]:
+    """The blocking twin of an ``AsyncBotstateStateStorage`` method (same arguments, docs)."""
+
+    @functools.wraps(method)
+    def call(self: BotstateStateStorage, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.storage.runner.run(method(self.states, *args, **kwargs))
+
+    return call
+
+
+def _interactive(
+    method: Callable[Concatenate[AsyncBotstateStateStorage, P], AsyncStateData],
+) -> Callable[Concatenate[BotstateStateStorage, P], StateData]:
+    """``get_interactive_data`` as a ``with`` block over the async one."""
+
+    @functools.wraps(method)
+    def call(self: BotstateStateStorage, /, *args: P.args, **kwargs: P.kwargs) -> StateData:
+        return StateData(self.storage, method(self.states, *args, **kwargs))
+
+    call.__doc__ = "``with storage.get_interactive_data(...) as data:`` — saved on normal exit."
+    return call
+
+
+def _on_states(name: str, doc: str) -> Any:
+    """An attribute kept once, on ``states`` (the async storage doing the work)."""
+    return property(
+        lambda self: getattr(self.states, name),
+        lambda self, value: setattr(self.states, name, value),
+        doc=doc,
+    )
 
 
 class BotstateStateStorage(StateStorageBase):
@@ -45,6 +78,11 @@ class BotstateStateStorage(StateStorageBase):
     storage's default). Every change is one atomic ``update`` of that user's
     key, so the worker threads of a threaded ``TeleBot`` (and several bot
     processes on a shared backend) never lose each other's writes.
+
+    Methods, keys and records are those of
+    :class:`~botstate_telebot.AsyncBotstateStateStorage` (``states``), run on
+    botstate's loop thread: a bot can move between ``TeleBot`` and
+    ``AsyncTeleBot`` and keep its users' states.
     """
 
     def __init__(
@@ -59,8 +97,13 @@ class BotstateStateStorage(StateStorageBase):
         if not prefix or not isinstance(prefix, str):
             raise InvalidArgument("prefix must be a non-empty str")
         self.storage: SyncStorage[Any] = _sync_storage(storage, options)
-        self.prefix = prefix
-        self.ttl = ttl
+        self.states = AsyncBotstateStateStorage(self.storage.storage, prefix=prefix, ttl=ttl)
+        """The async storage doing the work, on botstate's loop (use it only there)."""
+
+    prefix: str = _on_states("prefix", "The first part of every key (``telebot``).")
+    ttl: TTL = _on_states(
+        "ttl", "How long a state lives after its last change (``None``: default)."
+    )
 
     def key(
         self,
@@ -71,123 +114,17 @@ class BotstateStateStorage(StateStorageBase):
         bot_id: int | None = None,
     ) -> str:
         """The botstate key of one state (see :mod:`botstate_telebot.records`)."""
-        return state_key(
-            chat_id,
-            user_id,
-            bot_id=bot_id,
-            business_connection_id=business_connection_id,
-            message_thread_id=message_thread_id,
-            prefix=self.prefix,
-        )
+        return self.states.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
 
-    def _update(self, key: str, fn: Callable[[Record | None], Record | None]) -> Record | None:
-        return self.storage.update(key, fn, ttl=self.ttl)
-
-    # -- StateStorageBase -------------------------------------------------
-    def set_state(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        state: Any,
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> bool:
-        """Set the user's state (a ``State`` or its name), keeping its data."""
-        name = state_name(state)
-        key = self.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        self._update(key, lambda old: with_state(old, name))
-        return True
-
-    def get_state(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> str | None:
-        """The user's state name, or ``None``."""
-        key = self.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        return state_of(self.storage.get(key))
-
-    def delete_state(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> bool:
-        """Delete the state and its data; ``False`` if there was none."""
-        key = self.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        return self.storage.delete(key)
-
-    def set_data(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        key: str,
-        value: Any,
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> bool:
-        """Store one data item; raises ``UsageError`` (a ``RuntimeError``) if there is no state."""
-        where = self.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        self._update(where, lambda old: with_item(old, key, value, where))
-        return True
-
-    def get_data(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> dict[str, Any]:
-        """A copy of the user's data (``{}`` if there is no state)."""
-        key = self.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        return data_of(self.storage.get(key))
-
-    def reset_data(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> bool:
-        """Empty the data, keeping the state; ``False`` if there is no state."""
-        key = self.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        return self._update(key, lambda old: with_data(old, {})) is not None
-
-    def get_interactive_data(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> StateData:
-        """``with storage.get_interactive_data(...) as data:`` — edit the data, saved on exit.
-
-        Saved only if the block ends normally (an exception is not swallowed).
-        """
-        return StateData(self, chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-
-    def save(
-        self,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        data: dict[str, Any],
-        business_connection_id: str | None = None,
-        message_thread_id: int | None = None,
-        bot_id: int | None = None,
-    ) -> bool:
-        """Replace the data; ``False`` (nothing written) if there is no state."""
-        key = self.key(chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        return self._update(key, lambda old: with_data(old, data)) is not None
+    # -- StateStorageBase, blocking -----------------------------------------
+    set_state = _blocking(AsyncBotstateStateStorage.set_state)
+    get_state = _blocking(AsyncBotstateStateStorage.get_state)
+    delete_state = _blocking(AsyncBotstateStateStorage.delete_state)
+    set_data = _blocking(AsyncBotstateStateStorage.set_data)
+    get_data = _blocking(AsyncBotstateStateStorage.get_data)
+    reset_data = _blocking(AsyncBotstateStateStorage.reset_data)
+    save = _blocking(AsyncBotstateStateStorage.save)
+    get_interactive_data = _interactive(AsyncBotstateStateStorage.get_interactive_data)
 
     # -- lifecycle ----------------------------------------------------------
     def close(self) -> None:
@@ -201,24 +138,25 @@ class BotstateStateStorage(StateStorageBase):
 
 
 class StateData:
-    """The context of ``get_interactive_data`` / ``bot.retrieve_data``."""
+    """The context of ``get_interactive_data`` / ``bot.retrieve_data``.
 
-    def __init__(
-        self,
-        owner: BotstateStateStorage,
-        chat_id: int | str | None,
-        user_id: int | str | None,
-        business_connection_id: str | None,
-        message_thread_id: int | None,
-        bot_id: int | None,
-    ) -> None:
-        self._owner = owner
-        self._where = (chat_id, user_id, business_connection_id, message_thread_id, bot_id)
-        self.data: dict[str, Any] = {}
+    ``with`` reads the user's data (a copy, ``{}`` without a state); the dict
+    is saved when the block ends normally (an exception is not swallowed).
+    """
+
+    __slots__ = ("_context", "_storage")
+
+    def __init__(self, storage: SyncStorage[Any], context: AsyncStateData) -> None:
+        self._storage = storage
+        self._context = context
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The data being edited (read on entering the block)."""
+        return self._context.data
 
     def __enter__(self) -> dict[str, Any]:
-        self.data = self._owner.get_data(*self._where)
-        return self.data
+        return self._storage.runner.run(self._context.__aenter__())
 
     def __exit__(
         self,
@@ -226,11 +164,7 @@ class StateData:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            chat_id, user_id, business_connection_id, message_thread_id, bot_id = self._where
-            self._owner.save(
-                chat_id, user_id, self.data, business_connection_id, message_thread_id, bot_id
-            )
+        self._storage.runner.run(self._context.__aexit__(exc_type, exc, tb))
 
 
 def _sync_storage(spec: StorageSpec, options: dict[str, Any]) -> SyncStorage[Any]:

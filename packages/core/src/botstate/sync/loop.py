@@ -11,6 +11,18 @@ many places still has one extra thread. Why a daemon thread: a process that
 never calls ``close()`` must still exit. Threads the adapters start from the
 loop (aiosqlite's connection thread, the executor of the DynamoDB adapter)
 inherit daemon status from it, so they don't hold up exit either.
+
+Inline calls. A hop to the loop thread and back costs two thread switches
+(about 30 µs on a small VM, 8 µs for a bare lock ping-pong), ten times a
+memory ``get``. So an adapter that only touches in-process state (it declares
+the class attribute ``runs_inline = True``, as the memory adapter does) gets
+its plain operations started in the calling thread instead: the loop thread
+holds ``LoopThread.lock`` whenever it runs callbacks and lends it out only
+while it waits in ``select()``, so an inline call runs exactly as if it were
+one more callback between two of the loop's own, with the loop set as the
+running loop. If the coroutine finishes in that one step (the usual case) no
+other thread is involved; if it suspends, the rest of it is handed to the
+loop thread and awaited there, so waiting is never done while holding the lock.
 """
 
 from __future__ import annotations
@@ -18,8 +30,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import selectors
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+
+# Low-level hooks asyncio exports for event loop implementations (since 3.7):
+# an inline call marks botstate's loop as running in the calling thread for
+# the duration of its step, so code inside finds it (create_task, futures).
+from asyncio import _get_running_loop, _set_running_loop
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 from ..errors import UsageError
@@ -43,14 +62,20 @@ class LoopThread:
     """
 
     def __init__(self, name: str = "botstate-sync") -> None:
-        self.loop = asyncio.new_event_loop()
+        self.lock = threading.Lock()
+        """Held by whoever runs code on the loop: its thread, or one inline call."""
+        self._try_lock, self._unlock = self.lock.acquire, self.lock.release  # hot path
+        self.loop_wants_lock = False
+        self.loop = _Loop(_LendingSelector(self))
         self.pid = os.getpid()
+        self.forks_seen = _forks_seen
         self._started = threading.Event()
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.thread.start()
         self._started.wait()
 
     def _main(self) -> None:
+        self.lock.acquire()
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._started.set)
         self.loop.run_forever()
@@ -66,9 +91,8 @@ class LoopThread:
                 "loop and connections stayed in the parent. Open storages in each worker "
                 "after forking (e.g. on first use, or in a post-fork hook)."
             )
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
+        running = _get_running_loop()
+        if running is None:
             return
         if running is self.loop:
             raise UsageError(
@@ -101,7 +125,45 @@ class LoopThread:
         except BaseException:
             coro.close()
             raise
-        call: _Call[T] = _Call(coro, undo)
+        return self._hand_over(_Call(coro, undo))
+
+    def run_inline(self, coro: Coroutine[Any, Any, T]) -> T:
+        """As :meth:`run`, but start ``coro`` in the calling thread when the loop is idle.
+
+        Only for coroutines that touch nothing but in-process state and need
+        no current task (operations of an adapter with ``runs_inline = True``).
+        ``coro`` runs under :attr:`lock`, so never at the same time as the
+        loop's own callbacks or another inline call; when it suspends, the rest
+        runs on the loop thread and this thread waits as in :meth:`run`. When
+        the loop is busy (or in debug mode, which checks threads) it is a
+        plain :meth:`run`.
+        """
+        loop = self.loop
+        if (
+            self.loop_wants_lock
+            or loop.checks_threads
+            or self.forks_seen != _forks_seen
+            or _get_running_loop() is not None
+            or not self._try_lock(False)
+        ):
+            return self.run(coro)  # which raises the UsageError, if any
+        _set_running_loop(loop)
+        loop.inline = True
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            loop.inline = False
+            _set_running_loop(None)
+            self._unlock()
+            if loop.scheduled_inline:
+                # The step left callbacks or timers for the loop, asleep in select().
+                loop.scheduled_inline = False
+                loop.call_soon_threadsafe(_nothing)
+        return self._hand_over(_Call(_Resumed(coro, yielded), None))
+
+    def _hand_over(self, call: _Call[T]) -> T:
         self.loop.call_soon_threadsafe(call.start, self.loop)
         try:
             call.done.acquire()
@@ -132,6 +194,104 @@ class LoopThread:
         self.loop.call_soon_threadsafe(start)
 
 
+class _LendingSelector(selectors.DefaultSelector):
+    """The loop's selector: the loop thread lends out its lock while it waits in ``select``."""
+
+    def __init__(self, owner: LoopThread) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        owner = self._owner
+        owner.lock.release()
+        try:
+            return super().select(timeout)
+        finally:
+            # Inline callers back off while the loop asks for its lock, so a
+            # stream of inline calls from many threads cannot starve the loop.
+            owner.loop_wants_lock = True
+            owner.lock.acquire()
+            owner.loop_wants_lock = False
+
+
+class _Loop(asyncio.SelectorEventLoop):
+    """The loop of a :class:`LoopThread`; notices when an inline step schedules work.
+
+    The loop thread sleeps in ``select()`` with a timeout computed before the
+    inline step ran, so a callback or timer added by the step (a sweeper
+    started, an expiry callback's task) needs a wake-up afterwards.
+    """
+
+    def __init__(self, selector: selectors.BaseSelector) -> None:
+        self.checks_threads = False
+        super().__init__(selector)
+        self.inline = False
+        self.scheduled_inline = False
+
+    def set_debug(self, enabled: bool) -> None:
+        # Debug mode makes call_soon() refuse other threads: no inline calls then.
+        self.checks_threads = enabled
+        super().set_debug(enabled)
+
+    # Typed loosely (typeshed's signatures use TypeVarTuple): arguments pass through as given.
+    def call_soon(  # type: ignore[override]
+        self, callback: Any, *args: Any, context: Any = None
+    ) -> asyncio.Handle:
+        if self.inline:
+            self.scheduled_inline = True
+        return super().call_soon(callback, *args, context=context)
+
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Any, *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        if self.inline:
+            self.scheduled_inline = True
+        return super().call_at(when, callback, *args, context=context)
+
+
+def _nothing() -> None:
+    """A callback whose only purpose is to wake the loop up."""
+
+
+class _Resumed(Generic[T]):
+    """Awaiting this continues ``coro``, whose first step ran elsewhere and yielded ``yielded``.
+
+    What the task awaiting it sends or throws (a future's completion, a
+    cancellation) goes on into ``coro``, exactly as if the task had run
+    ``coro`` from the start.
+    """
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def close(self) -> None:
+        """Close ``coro`` without running the rest of it."""
+        self.coro.close()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coro, value = self.coro, self.yielded
+        self.yielded = None
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as err:  # cancellation, handed on to coro
+                try:
+                    value = coro.throw(err)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+
+
 # Fire-and-forget tasks (closing an abandoned iterator) stay referenced until done.
 _background: set[asyncio.Task[Any]] = set()
 
@@ -147,7 +307,9 @@ class _Call(Generic[T]):
     __slots__ = ("abandoned", "coro", "done", "error", "result", "task", "undo")
 
     def __init__(
-        self, coro: Coroutine[Any, Any, T], undo: Callable[[T], Awaitable[object]] | None
+        self,
+        coro: Coroutine[Any, Any, T] | _Resumed[T],
+        undo: Callable[[T], Awaitable[object]] | None,
     ) -> None:
         self.coro = coro
         self.undo = undo
@@ -163,7 +325,12 @@ class _Call(Generic[T]):
         if self.abandoned:
             self.coro.close()
             return
-        self.task = loop.create_task(self._drive())
+        if sys.version_info >= (3, 12):
+            # The first step runs now, inside the task, not on the next turn of the
+            # loop: a call that needs no I/O skips one select() (a hop costs ~20% less).
+            self.task = asyncio.Task(self._drive(), loop=loop, eager_start=True)
+        else:
+            self.task = loop.create_task(self._drive())
 
     async def _drive(self) -> None:
         try:
@@ -206,6 +373,7 @@ class _Call(Generic[T]):
 
 _shared: LoopThread | None = None
 _shared_lock = threading.Lock()
+_forks_seen = 0  # a LoopThread made before the last fork belongs to the parent
 
 
 def loop_thread() -> LoopThread:
@@ -223,9 +391,10 @@ def loop_thread() -> LoopThread:
 def _forget_after_fork() -> None:
     # The loop's thread does not exist in a forked child: the child gets its own
     # loop on first use, and objects made before the fork refuse to run.
-    global _shared, _shared_lock
+    global _shared, _shared_lock, _forks_seen
     _shared = None
     _shared_lock = threading.Lock()
+    _forks_seen += 1
 
 
 if hasattr(os, "register_at_fork"):

@@ -11,21 +11,26 @@ botstate's loop thread; only the waiting happens in the calling thread.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar, cast
 
-from ..errors import InvalidArgument
-from ..sessions import Isolation, Session, Sessions, _SessionScope
+from ..errors import ConfigError, InvalidArgument
+from ..sessions import Isolation, MultiSession, MultiSessions, Session, Sessions, _SessionScope
 from ..storage import TTL
 from .loop import LoopThread
-from .storage import SyncStorage
+from .storage import BlockingContext, SyncStorage
 
-__all__ = ["SyncSession", "SyncSessions"]
+__all__ = [
+    "SyncMultiSessionScope",
+    "SyncMultiSessions",
+    "SyncSession",
+    "SyncSessionScope",
+    "SyncSessions",
+]
 
 T = TypeVar("T")
 
@@ -231,32 +236,80 @@ class SyncSessions(Generic[T]):
         return f"SyncSessions({self.storage!r}, isolation={self._sessions.isolation!r})"
 
 
-class SyncSessionScope(Generic[T]):
+class SyncSessionScope(BlockingContext[Session[T]]):
     """``with sessions.open(...)``: lock, load, yield the session, save, unlock."""
 
-    __slots__ = ("_runner", "_scope")
+    __slots__ = ("_scope",)
 
     def __init__(self, scope: _SessionScope[T], runner: LoopThread) -> None:
+        super().__init__(runner)
         self._scope = scope
-        self._runner = runner
 
     def __enter__(self) -> SyncSession[T]:
-        scope = self._scope
+        return SyncSession(self._enter(self._scope), self._runner)
 
-        async def release(_: Session[T]) -> None:
-            # The caller never got the session: unlock without saving anything.
-            await scope.__aexit__(asyncio.CancelledError, None, None)
 
-        session = self._runner.run(scope.__aenter__(), undo=release)
-        return SyncSession(session, self._runner)
+class SyncMultiSessions:
+    """Named :class:`SyncSessions` opened as one, each with its own storage, key and initial.
 
-    def __exit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+    >>> multi = SyncMultiSessions({"user": user_sessions, "chat": chat_sessions})
+    >>> with multi.open(message) as s:
+    ...     s.user.data["lang"] = "en"
+    ...     s.chat.data["messages"] += 1
+
+    The blocking face of :class:`botstate.MultiSessions`, with its semantics:
+    each part keeps its own key function, ``initial``, TTL and isolation;
+    parts are locked in the order given, so handlers on many threads cannot
+    deadlock (loading a lazy part first takes the locks of the parts before
+    it); each part keeps its own ``lazy`` setting unless ``open(lazy=)``
+    overrides all. Every part saves on normal exit if it changed; none saves
+    if the block raises.
+    """
+
+    def __init__(self, parts: Mapping[str, SyncSessions[Any]]) -> None:
+        if not parts:
+            raise ConfigError("SyncMultiSessions needs at least one part")
+        runners = set()
+        for name, part in parts.items():
+            if not isinstance(part, SyncSessions):
+                raise InvalidArgument(
+                    f"part {name!r} is a {builtins.type(part).__name__}: SyncMultiSessions "
+                    "combines botstate.sync.SyncSessions (for Sessions, use botstate.MultiSessions)"
+                )
+            runners.add(part.storage.runner)
+        if len(runners) > 1:
+            raise InvalidArgument("the parts of a SyncMultiSessions must share one loop thread")
+        self.parts = dict(parts)
+        self._runner: LoopThread = runners.pop()
+        self._multi = MultiSessions({name: part.sessions for name, part in parts.items()})
+
+    def open(self, target: Any = None, *, lazy: bool | None = None) -> SyncMultiSessionScope:
+        """Open every part for ``target`` (what each part's key function takes).
+
+        Use as ``with multi.open(message) as s``; ``s.user`` / ``s["user"]``
+        is that part's :class:`SyncSession`.
+        """
+        return SyncMultiSessionScope(self._multi.open(target, lazy=lazy), self._runner)
+
+    def __repr__(self) -> str:
+        return f"SyncMultiSessions({list(self.parts)!r})"
+
+
+class SyncMultiSessionScope(BlockingContext[MultiSession[Session[Any]]]):
+    """``with multi.open(...)``: lock and load every part, yield them, save, unlock."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(
+        self, scope: AbstractAsyncContextManager[MultiSession[Session[Any]]], runner: LoopThread
     ) -> None:
-        self._runner.run(self._scope.__aexit__(exc_type, exc, tb))
+        super().__init__(runner)
+        self._scope = scope
+
+    def __enter__(self) -> MultiSession[SyncSession[Any]]:
+        """The parts by name: ``s.user`` or ``s["user"]``, each a :class:`SyncSession`."""
+        multi = self._enter(self._scope)
+        return MultiSession({name: SyncSession(multi[name], self._runner) for name in multi})
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
@@ -17,6 +19,7 @@ from .loop import LoopThread, loop_thread
 __all__ = ["SyncLock", "SyncStorage", "open_storage"]
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 _KEYS_PER_HOP = 500  # keys() fetches this many per trip to the loop thread
 
@@ -48,6 +51,10 @@ class SyncStorage(Generic[T]):
         self._storage = storage
         self._runner = runner or loop_thread()
         self._run = self._runner.run
+        # Plain operations of an in-process adapter start in the calling thread
+        # (see botstate.sync.loop): no hop to the loop thread when they need no I/O.
+        inline = getattr(storage.adapter, "runs_inline", False) is True
+        self._run_plain = self._runner.run_inline if inline else self._run
 
     @property
     def storage(self) -> Storage[T]:
@@ -87,19 +94,19 @@ class SyncStorage(Generic[T]):
     # -- single keys ------------------------------------------------------
     def get(self, key: str, default: T | None = None) -> T | None:
         """Return the value of ``key``, or ``default`` if it is absent or expired."""
-        return self._run(self._storage.get(key, default))
+        return self._run_plain(self._storage.get(key, default))
 
     def has(self, key: str) -> bool:
         """Return ``True`` if ``key`` holds a live value."""
-        return self._run(self._storage.has(key))
+        return self._run_plain(self._storage.has(key))
 
     def set(self, key: str, value: T, *, ttl: TTL = None) -> None:
         """Store ``value`` under ``key``; when this returns, the adapter has acknowledged it."""
-        self._run(self._storage.set(key, value, ttl=ttl))
+        self._run_plain(self._storage.set(key, value, ttl=ttl))
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; return ``True`` if it held a live value."""
-        return self._run(self._storage.delete(key))
+        return self._run_plain(self._storage.delete(key))
 
     def ttl(self, key: str) -> float | None:
         """Remaining seconds before ``key`` expires.
@@ -107,20 +114,20 @@ class SyncStorage(Generic[T]):
         :data:`~botstate.storage.FOREVER` (``math.inf``) if it never expires,
         ``None`` if it is absent.
         """
-        return self._run(self._storage.ttl(key))
+        return self._run_plain(self._storage.ttl(key))
 
     # -- batches ----------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, T]:
         """Return ``{key: value}`` for the keys that hold live values."""
-        return self._run(self._storage.get_many(list(keys)))
+        return self._run_plain(self._storage.get_many(list(keys)))
 
     def set_many(self, items: Mapping[str, T], *, ttl: TTL = None) -> None:
         """Store every item with one expiry; nothing is written if any value fails to encode."""
-        self._run(self._storage.set_many(dict(items), ttl=ttl))
+        self._run_plain(self._storage.set_many(dict(items), ttl=ttl))
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete ``keys``; return how many held live values."""
-        return self._run(self._storage.delete_many(list(keys)))
+        return self._run_plain(self._storage.delete_many(list(keys)))
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Iterate over the keys starting with ``prefix`` (namespace stripped).
@@ -215,23 +222,29 @@ class SyncStorage(Generic[T]):
         return f"Sync{self._storage!r}"
 
 
-class SyncLock:
-    """The ``with`` block of :meth:`SyncStorage.lock`: acquired on enter, released on exit."""
+class BlockingContext(Generic[A]):
+    """A ``with`` block over an async context manager, entered and left on the loop thread.
 
-    __slots__ = ("_context", "_make", "_runner")
+    The base of :class:`SyncLock` and the session scopes: a subclass's
+    ``__enter__`` calls :meth:`_enter` with the async context manager and
+    turns what it yields into its blocking counterpart.
+    """
 
-    def __init__(self, runner: LoopThread, make: Callable[[], Any]) -> None:
+    __slots__ = ("_context", "_runner")
+
+    def __init__(self, runner: LoopThread) -> None:
         self._runner = runner
-        self._make = make
-        self._context: Any = None
+        self._context: AbstractAsyncContextManager[A] | None = None  # the one entered
 
-    def __enter__(self) -> None:
-        context = self._context = self._make()
+    def _enter(self, context: AbstractAsyncContextManager[A]) -> A:
+        self._context = context
 
-        async def release(_: object) -> None:
-            await context.__aexit__(None, None, None)
+        async def leave(_: A) -> None:
+            # Interrupted (Ctrl-C) once inside: the caller never got it. Leave as if
+            # cancelled, so nothing is saved and every lock taken is released.
+            await context.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
 
-        self._runner.run(context.__aenter__(), undo=release)
+        return self._runner.run(context.__aenter__(), undo=leave)
 
     def __exit__(
         self,
@@ -239,8 +252,22 @@ class SyncLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        context, self._context = self._context, None
-        self._runner.run(context.__aexit__(exc_type, exc, tb))
+        context = self._context
+        if context is not None:
+            self._runner.run(context.__aexit__(exc_type, exc, tb))
+
+
+class SyncLock(BlockingContext[Any]):
+    """The ``with`` block of :meth:`SyncStorage.lock`: acquired on enter, released on exit."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, runner: LoopThread, make: Callable[[], Any]) -> None:
+        super().__init__(runner)
+        self._make = make
+
+    def __enter__(self) -> None:
+        self._enter(self._make())  # a fresh lock context each time the block is entered
 
 
 def _iterate(runner: LoopThread, keys: AsyncIterator[str]) -> Iterator[str]:
