@@ -137,6 +137,22 @@ class Bench:
             return self.rounds
         return 3 if self.quick else 7
 
+    def capped(self, rounds: int) -> Bench:
+        """This bench with at most ``rounds`` rounds per case, for groups with slow cases.
+
+        Results, records, tables and reports go to this bench's own.
+        """
+        return Bench(
+            rounds=min(rounds, self.round_count()),
+            quick=self.quick,
+            pin=self.pin,
+            results=self.results,
+            extra=self.extra,
+            tables=self.tables,
+            reports=self.reports,
+            stamp=self.stamp,
+        )
+
     def record(self, key: str, value: object) -> None:
         """Keep a measurement that is not a comparison (e.g. import times)."""
         self.extra[key] = value

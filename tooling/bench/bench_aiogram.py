@@ -31,8 +31,8 @@ from tooling.services.redis import start_redis
 from . import Bench
 from ._cases import concurrently, sequentially
 
-N = 3_000
-N_MEMORY = 20_000
+N = 2_000
+N_MEMORY = 10_000
 TASKS = 50
 DATA = {"name": "Ann", "lang": "en", "step": "menu", "cart": [1, 2, 3]}
 

@@ -31,7 +31,9 @@ from tooling.services.redis import start_redis
 from . import Bench
 from ._cases import SESSION_TTL, concurrently, sequentially
 
-N = {"memory": 20_000, "redis": 3_000}
+N = {"memory": 5_000, "redis": 1_500}
+"""Keys per timed run: py-key-value does 5–20k ops/s on memory, 2–6k on Redis (2-core VM)."""
+MAX_ROUNDS = 5
 BATCH = 100
 TASKS = 50
 COLLECTION = "pykv"
@@ -50,9 +52,11 @@ async def run(bench: Bench) -> None:
         bench.record("pykv", f"skipped: {err} (pip install 'py-key-value-aio[memory,redis]')")
         print(f"pykv     skipped: {err}")
         return
+    # The peer is slow: at most MAX_ROUNDS rounds, to keep the whole bench short.
+    slow = bench.capped(MAX_ROUNDS)
     ours = botstate.open_storage("memory://", namespace="bench")
     try:
-        await _cases(bench, "memory", ours, MemoryStore(), concurrency_target=1.0)
+        await _cases(slow, "memory", ours, MemoryStore(), concurrency_target=1.0)
     finally:
         await ours.close()
     with tempfile.TemporaryDirectory(prefix="botstate-bench-pykv-") as tmp:
@@ -61,7 +65,7 @@ async def run(bench: Bench) -> None:
             ours = botstate.open_storage(server.url, namespace="bench")
             theirs = RedisStore(url=server.url)
             try:
-                await _cases(bench, "redis", ours, theirs, concurrency_target=2.0)
+                await _cases(slow, "redis", ours, theirs, concurrency_target=2.0)
             finally:
                 await ours.close()
                 await theirs.close()
