@@ -1,13 +1,36 @@
-"""The bench harness's bookkeeping: how many rounds run, and how results are printed."""
+"""The bench harness's bookkeeping: how many rounds run, how results are printed, and the
+scaling group's measurements, tables and plot; the peers' targets (issue 14)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from botstate import Storage
 from tooling.bench import Bench, Result, _row, summary
 from tooling.bench._cases import sequentially
+from tooling.bench.bench_scaling import Point
+
+
+def test_capped_bench_runs_fewer_rounds_into_the_same_results() -> None:
+    bench = Bench(quick=False)
+    assert bench.capped(5).round_count() == 5
+    assert bench.capped(9).round_count() == 7  # never more than asked for
+    assert Bench(rounds=2).capped(5).round_count() == 2
+    slow = bench.capped(1)
+
+    async def side() -> None:
+        pass
+
+    asyncio.run(slow.compare("g", "case", ours=side, raw=side, ops=1))
+    slow.record("k", 1)
+    assert [r.rounds for r in bench.results] == [1]
+    assert bench.extra == {"k": 1} and slow.stamp == bench.stamp
 
 
 @pytest.mark.parametrize(
@@ -84,3 +107,182 @@ def test_typed_and_codec_cases_run_and_compare_botstate_with_itself() -> None:
         "typed session open, unchanged (vs dict)",
     ]
     assert all(r.ratio > 0 and r.target is None for r in bench.results)
+
+
+def test_scaling_measures_every_size_op_and_task_count_on_a_real_file(tmp_path: Path) -> None:
+    import botstate
+    from tooling.bench.bench_scaling import measure, scaling_table
+
+    async def run() -> tuple[list[Point], int]:
+        storage: Storage[Any] = botstate.open_storage(f"sqlite:///{tmp_path / 's.db'}")
+        fills: dict[int, float] = {}
+        points = await measure(
+            storage,
+            "sqlite",
+            sizes=(40, 10),
+            tasks=(1, 3),
+            ops=12,
+            rounds=1,
+            fill_batch=7,
+            fill_seconds=fills,
+        )
+        stored = len([k async for k in storage.keys()])
+        await storage.close()
+        assert sorted(fills) == [10, 40]
+        return points, stored
+
+    points, stored = asyncio.run(run())
+    assert stored == 40  # filled up to the largest size in batches; sets only overwrote
+    assert [(p.stored, p.op, p.tasks) for p in points] == [
+        (size, op, tasks) for size in (10, 40) for op in ("get", "set") for tasks in (1, 3)
+    ]
+    assert all(p.backend == "sqlite" and p.ops_per_s > 0 for p in points)
+    lines = scaling_table(points).splitlines()
+    assert lines[0].split() == ["backend", "keys", "stored", "op", "1", "task", "3", "tasks"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["sqlite", "10", "get"],
+        ["sqlite", "10", "set"],
+        ["sqlite", "40", "get"],
+        ["sqlite", "40", "set"],
+    ]
+
+
+def test_scaling_table_marks_a_missing_point() -> None:
+    from tooling.bench.bench_scaling import scaling_table
+
+    table = scaling_table(
+        [
+            Point("memory", 1_000, "get", 1, 1234.4),
+            Point("memory", 1_000, "get", 10, 99.0),
+            Point("redis", 1_000_000, "set", 1, 5.0),
+        ]
+    )
+    assert table.splitlines()[1:] == [
+        "memory         1,000 get       1,234          99",
+        "redis      1,000,000 set           5           -",
+    ]
+
+
+def test_write_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is in the bench environment only")
+    from tooling.bench.bench_scaling import write_plot
+
+    points = [
+        Point(backend, stored, op, tasks, float(stored + tasks))
+        for backend in ("memory", "redis")
+        for stored in (1_000, 100_000)
+        for op in ("get", "set")
+        for tasks in (1, 50)
+    ]
+    path = write_plot(points, tmp_path / "sub" / "scaling.png")
+    assert path == tmp_path / "sub" / "scaling.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_write_plot_without_matplotlib_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tooling.bench.bench_scaling import write_plot
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes the import fail
+    assert write_plot([Point("memory", 10, "get", 1, 1.0)], tmp_path / "p.png") is None
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_memory_per_key_counts_keys_and_values_on_every_side() -> None:
+    from tooling.bench.bench_scaling import _small, key, memory_per_key, memory_table
+
+    per_key = asyncio.run(memory_per_key(3_000, batch=1_000))
+    assert list(per_key) == ["MemoryAdapter", "dict[str, bytes]"]
+    least = sys.getsizeof(key(1_000)) + sys.getsizeof(_small(1_000))  # the key and value objects
+    assert per_key["dict[str, bytes]"] >= least
+    assert per_key["MemoryAdapter"] >= per_key["dict[str, bytes]"]
+    lines = memory_table(3_000, per_key).splitlines()
+    assert lines[0].startswith("memory per stored key at 3,000 keys (tracemalloc:")
+    assert lines[1].startswith("  MemoryAdapter ") and lines[1].endswith("× the dict)")
+    assert lines[2].startswith("  dict[str, bytes]") and lines[2].endswith(" B/key")
+
+
+def test_scaling_run_quick_prints_tables_and_saves_data(
+    redis_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole group on tiny sizes: every backend, the report, the JSON tables, the plot."""
+    import tooling.bench
+    from tooling.bench import bench_scaling
+
+    del redis_server  # the group starts its own; the fixture says whether redis-server exists
+    monkeypatch.setattr(tooling.bench, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(bench_scaling, "QUICK_SIZES", (20, 60))
+    monkeypatch.setattr(bench_scaling, "TASKS", (1, 4))
+    monkeypatch.setattr(bench_scaling, "OPS", {"memory": 30, "sqlite": 30, "redis": 30})
+    monkeypatch.setattr(bench_scaling, "QUICK_MEMORY_KEYS", 500)
+    bench = Bench(rounds=1, quick=True, pin=False)
+    asyncio.run(bench_scaling.run(bench))
+    points = bench.tables["scaling"]
+    assert isinstance(points, list) and len(points) == 3 * 2 * 2 * 2
+    assert {p["backend"] for p in points} == {"memory", "sqlite", "redis"}
+    assert bench.tables["memory_per_key"]["keys"] == 500  # type: ignore[index]
+    (report,) = bench.reports
+    assert report.startswith("== scaling: ops/s, median of 1 rounds")
+    assert "\nredis             60 set " in report
+    assert "memory per stored key at 500 keys" in report
+    png = tmp_path / f"scaling-{bench.stamp}.png"
+    if importlib.util.find_spec("matplotlib"):
+        assert f"plot: {png}" in report and png.is_file()
+    else:
+        assert "plot: skipped" in report and not png.exists()
+    assert set(bench.extra) == {
+        f"scaling: {name} fill seconds by size (set_many batches)"
+        for name in ("memory", "sqlite", "redis")
+    }
+
+
+def test_peer_targets_pykv(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """py-key-value: 1× on single keys, 2× on batches and on Redis with 50 tasks (bench env)."""
+    pytest.importorskip("key_value.aio", reason="py-key-value is in the bench environment only")
+    from key_value.aio.stores.memory import MemoryStore
+    from key_value.aio.stores.redis import RedisStore
+
+    import botstate
+    from tooling.bench import bench_pykv
+
+    monkeypatch.setattr(bench_pykv, "N", {"memory": 150, "redis": 150})
+    bench = Bench(rounds=1)
+
+    async def run() -> None:
+        ours = botstate.open_storage("memory://", namespace="bench")
+        await bench_pykv._cases(bench, "memory", ours, MemoryStore(), concurrency_target=1.0)
+        await ours.close()
+        ours = botstate.open_storage(redis_server.url, namespace="bench")
+        theirs = RedisStore(url=redis_server.url)
+        await bench_pykv._cases(bench, "redis", ours, theirs, concurrency_target=2.0)
+        # Both sides stored the same value under their own prefixes: the last
+        # case (set, 50 concurrent) wrote value(0) under every key.
+        assert await ours.get("user:7") == bench_pykv.value(0)
+        assert await theirs.get("user:7", collection=bench_pykv.COLLECTION) == bench_pykv.value(0)
+        await ours.close()
+        await theirs.close()
+
+    asyncio.run(run())
+    assert [(r.case, r.target) for r in bench.results] == [
+        (f"{backend}: {case}", target)
+        for backend, concurrent in (("memory", 1.0), ("redis", 2.0))
+        for case, target in (
+            ("set, sequential", 1.0),
+            ("get, sequential", 1.0),
+            ("get_many(100)", 2.0),
+            ("set_many(100)", 2.0),
+            ("get, 50 concurrent", concurrent),
+            ("set, 50 concurrent", concurrent),
+        )
+    ]
+
+
+def test_pykv_group_says_skipped_without_py_key_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tooling.bench import bench_pykv
+
+    monkeypatch.setitem(sys.modules, "key_value.aio.stores.memory", None)
+    bench = Bench(rounds=1)
+    asyncio.run(bench_pykv.run(bench))
+    assert str(bench.extra["pykv"]).startswith("skipped: ")
+    assert bench.results == []

@@ -5,6 +5,10 @@ and calls :meth:`Bench.compare` for each case: botstate doing some work against
 the raw driver doing the same work, in the same run, interleaved round by round
 so machine noise hits both sides alike. Results are medians and ratios
 (``ratio = botstate throughput / raw throughput``), never single timings.
+The "raw" side is the raw driver, or a peer library doing the same work
+(``bench_aiogram``, ``bench_ptb``, ``bench_pykv``). Groups that measure
+curves rather than ratios (``bench_scaling``) keep their data in
+:attr:`Bench.tables` and their printed tables in :attr:`Bench.reports`.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ class Bench:
     """Let groups that hand work to driver threads pin themselves to one CPU (see ``one_cpu``)."""
     results: list[Result] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
+    tables: dict[str, object] = field(default_factory=dict)
+    """Data of a group's own tables (e.g. scaling curves), written to the JSON file."""
+    reports: list[str] = field(default_factory=list)
+    """Text blocks printed again after the summary (e.g. the scaling tables)."""
+    stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    """Names this run's files under ``.bench/``: ``bench-<stamp>.json`` and siblings."""
 
     async def compare(
         self,
@@ -127,18 +137,39 @@ class Bench:
             return self.rounds
         return 3 if self.quick else 7
 
+    def capped(self, rounds: int) -> Bench:
+        """This bench with at most ``rounds`` rounds per case, for groups with slow cases.
+
+        Results, records, tables and reports go to this bench's own.
+        """
+        return Bench(
+            rounds=min(rounds, self.round_count()),
+            quick=self.quick,
+            pin=self.pin,
+            results=self.results,
+            extra=self.extra,
+            tables=self.tables,
+            reports=self.reports,
+            stamp=self.stamp,
+        )
+
     def record(self, key: str, value: object) -> None:
         """Keep a measurement that is not a comparison (e.g. import times)."""
         self.extra[key] = value
 
-    def write_json(self) -> Path:
+    def output(self, name: str, suffix: str) -> Path:
+        """``.bench/<name>-<stamp><suffix>``, the directory created if needed."""
         RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        return RESULTS_DIR / f"{name}-{self.stamp}{suffix}"
+
+    def write_json(self) -> Path:
+        path = self.output("bench", ".json")
         payload = {
             "python": sys.version.split()[0],
             "machine": platform.machine(),
             "results": [asdict(r) | {"meets_target": r.meets} for r in self.results],
             "extra": self.extra,
+            "tables": self.tables,
         }
         path.write_text(json.dumps(payload, indent=2))
         return path
