@@ -554,7 +554,28 @@ class Sessions(Generic[T]):
         encoded = self.storage.encode(key, envelope)
         if encoded == stored.raw:
             return None  # migrated data differs: its envelope has the new version
+        raw = stored.raw
+        if self._convert is not None and raw is not None and stored.image is None:
+            return (
+                None if self._reencodes_to(key, raw, encoded) else (encoded, expires_at, envelope)
+            )
         return encoded, expires_at, envelope
+
+    def _reencodes_to(self, key: str, raw: bytes, encoded: bytes) -> bool:
+        """Whether the stored ``raw``, decoded into ``type`` afresh, encodes to ``encoded``.
+
+        A typed value need not encode back to the bytes it came from: a ``set``
+        is rebuilt on decode and may iterate (so encode) in another order. Data
+        decoded from the same bytes iterates alike, so this tells an untouched
+        typed session from a changed one. Only for a current (not migrated)
+        envelope: a migrated one must be written.
+        """
+        stored = self.storage.decode(key, raw)
+        if not (isinstance(stored, dict) and stored.get(_V) == self.version and _D in stored):
+            return False
+        again = dict(stored)
+        again[_D] = self._typed(key, stored[_D])
+        return self.storage.encode(key, again) == encoded
 
     async def _save(
         self, entry: Entry, plan: _Write, stored: _Stored, lease: _EntryLease | None
