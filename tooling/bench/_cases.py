@@ -161,6 +161,7 @@ async def session_cases(
     writes: Callable[[], int] | None = None,
     codec: Codec[Any] | str = "json",
     codec_label: str | None = None,
+    targets: tuple[float | None, float | None] = (None, None),
 ) -> None:
     """One handler per session key: load, change one field, save; then load without a change.
 
@@ -168,6 +169,7 @@ async def session_cases(
     ``writes()``, if given, counts the adapter's writes, to show that an
     unchanged session writes nothing. ``codec`` is the sessions' storage codec;
     ``codec_label`` names it in the case names (for a codec other than the default).
+    ``targets`` are the (open/save, open unchanged) ratio targets, if any.
     """
     storage: Storage[Any] = Storage(adapter, namespace="bench", codec=codec)
     save_case = "session open/save (one field changed)"
@@ -222,6 +224,7 @@ async def session_cases(
         ours=ours_save,
         raw=raw_save,
         ops=sessions,
+        target=targets[0],
         note=ours_note + f"get + json.loads + modify + json.dumps + set, same TTL ({raw_note})",
     )
     before = writes() if writes else 0
@@ -231,6 +234,7 @@ async def session_cases(
         ours=ours_read,
         raw=raw_read,
         ops=sessions,
+        target=targets[1],
         note="ours: one read, no write; raw: get + json.loads",
     )
     if writes is not None:

@@ -213,6 +213,7 @@ async def _more(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> No
         raw_get=raw.get,
         raw_set=raw_set_ttl,
         raw_note=BASELINE,
+        targets=(0.8, 0.7),  # issue 14
     )
     await _typed(bench, adapter, raw_get=raw.get, raw_set=raw_set_ttl)
 

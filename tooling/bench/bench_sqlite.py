@@ -224,4 +224,5 @@ async def _atomic_and_sessions(
         raw_set=raw_set,
         raw_note="SELECT; upsert + commit",
         writes=lambda: adapter.writes,
+        targets=(None, 0.9),  # issue 14
     )
