@@ -18,10 +18,8 @@ import dataclasses
 import enum
 import json
 import sys
-import uuid
 from collections.abc import Callable
 from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from .errors import ConfigError, DecodeError, EncodeError
@@ -135,7 +133,12 @@ def to_builtins(value: Any) -> Any:
         return {name: getattr(value, name) for name in names}
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
-    if isinstance(value, (uuid.UUID, Decimal)):
+    # uuid and decimal are not imported for this: a UUID or a Decimal can only
+    # exist once its module has been (they cost a cold start a few ms).
+    uuid, decimal = sys.modules.get("uuid"), sys.modules.get("decimal")
+    if (uuid is not None and isinstance(value, uuid.UUID)) or (
+        decimal is not None and isinstance(value, decimal.Decimal)
+    ):
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(value).decode("ascii")
