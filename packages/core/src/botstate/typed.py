@@ -22,13 +22,10 @@ import dataclasses
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .codecs import Codec, type_name
 from .errors import ConfigError, DecodeError, EncodeError
-
-if TYPE_CHECKING:
-    import msgspec
 
 __all__ = ["MsgpackCodec", "MsgspecJsonCodec", "converter", "json_codec_for"]
 
@@ -134,9 +131,7 @@ class _MsgspecCodec(ABC, Generic[T]):
             raise ConfigError(f"type={type_name(type)} cannot be decoded: {err}") from None
 
     @abstractmethod
-    def _build(
-        self, tp: Any, enc_hook: Callable[[Any], Any]
-    ) -> tuple[msgspec.json.Encoder | msgspec.msgpack.Encoder, Any]:
+    def _build(self, tp: Any, enc_hook: Callable[[Any], Any]) -> tuple[Any, Any]:
         """The msgspec encoder and decoder (for ``tp``) of this wire format."""
 
     def encode(self, value: T) -> bytes:
