@@ -138,7 +138,8 @@ class _MsgspecCodec(ABC, Generic[T]):
         if self._record is not None and not isinstance(value, self._record):
             raise EncodeError(f"expected {self._record.__name__}, got {type(value).__name__}")
         try:
-            return self._encoder.encode(value)
+            encoded: bytes = self._encoder.encode(value)
+            return encoded
         except (TypeError, ValueError, OverflowError, RecursionError) as err:
             raise EncodeError(str(err)) from err
 
