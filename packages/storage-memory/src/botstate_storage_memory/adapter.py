@@ -418,10 +418,12 @@ class _Blocking:
         )
 
     def get(self, key: str) -> bytes | None:
-        entry = self._entry(key)
-        if entry is None or entry is NotImplemented:
-            return entry
-        adapter = self._adapter
+        adapter = self._adapter  # _entry() inlined: the hottest twin
+        entry = adapter._data.get(key)
+        if entry is None:
+            return None
+        if entry[_EXPIRES] is not None and entry[_EXPIRES] <= adapter.clock():
+            return self._entry(key)  # type: ignore[no-any-return]
         adapter._tick = entry[_USED] = adapter._tick + 1
         return entry[_VALUE]  # type: ignore[no-any-return]
 
