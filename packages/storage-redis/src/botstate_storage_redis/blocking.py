@@ -147,7 +147,7 @@ class BlockingRedis:
     def has(self, key: str) -> bool:
         return bool(self._run("EXISTS", self._prefix + key))
 
-    def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+    def set(self, key: str, value: bytes, expires_at: float | None = None) -> None:
         self._run(*self._adapter._set_command(key, value, expires_at))
 
     def delete(self, key: str) -> bool:
@@ -177,7 +177,7 @@ class BlockingRedis:
         full = [prefix + key for key in keys] if prefix else list(keys)
         return self._adapter._found(keys, self._drive(get_many(full)))
 
-    def set_many(self, items: Mapping[str, bytes], *, expires_at: float | None = None) -> None:
+    def set_many(self, items: Mapping[str, bytes], expires_at: float | None = None) -> None:
         if not items:
             return
         if expires_at is None:
