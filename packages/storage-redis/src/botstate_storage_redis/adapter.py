@@ -14,6 +14,10 @@ the adapter keeps one client per event loop it is used from (see
 down (``asyncio.run()`` and ``asyncio.Runner`` end with
 ``loop.shutdown_asyncgens()``, which closes a guard async generator started on
 that loop).
+
+``botstate.sync`` calls the plain operations through blocking twins
+(:meth:`RedisAdapter.blocking`, :mod:`.blocking`), a synchronous redis-py
+client of their own; multi-step operations are plans shared by both (:mod:`.plans`).
 """
 
 from __future__ import annotations
