@@ -14,6 +14,10 @@ the adapter keeps one client per event loop it is used from (see
 down (``asyncio.run()`` and ``asyncio.Runner`` end with
 ``loop.shutdown_asyncgens()``, which closes a guard async generator started on
 that loop).
+
+``botstate.sync`` calls the plain operations through blocking twins
+(:meth:`RedisAdapter.blocking`, :mod:`.blocking`), a synchronous redis-py
+client of their own; multi-step operations are plans shared by both (:mod:`.plans`).
 """
 
 from __future__ import annotations
@@ -50,11 +54,11 @@ from redis.exceptions import (
 from botstate import BotstateError, Capability, ConfigError, StorageError, StorageUnavailable
 from botstate.adapter import BaseAdapter, Version, coerce_options, redact_secrets
 
-from .config import RedisOptions, Target, check_mode, parse_target
+from . import plans
+from .blocking import BlockingRedis
+from .config import RedisOptions, Target, check_mode, client_settings, parse_target, pool_settings
 from .layout import (
     DELETE_IF,
-    GET_MANY,
-    GET_MANY_CHUNK,
     HEADER_BYTES,
     SET_IF,
     Script,
@@ -64,16 +68,11 @@ from .layout import (
     pxat,
 )
 from .pipeline import AutoPipeline
+from .plans import Eval
 
 __all__ = ["HEADER_BYTES", "RedisAdapter"]
 
 SCAN_COUNT = 1000
-MSET_CHUNK = 1000
-"""Keys per ``MSET`` in :meth:`RedisAdapter.set_many` (all chunks leave in one round trip)."""
-MGET_FROM = 32
-"""``get_many`` of fewer keys runs the Lua script (one round trip whatever is missing);
-from this many on, ``MGET`` (the script's cost grows with the keys, while ``MGET`` adds a
-fixed second round trip only when keys are missing). Measured: equal at about 30 keys."""
 _T = TypeVar("_T")
 _DRIVER_ERRORS = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 _UNAVAILABLE = (
@@ -162,6 +161,10 @@ class RedisAdapter(BaseAdapter):
         self._bindings: dict[asyncio.AbstractEventLoop, _Binding] = {}
         self._current: _Binding | None = None  # the binding used last (the fast path)
         self._unbound: Redis | RedisCluster | None = self._client
+        # The blocking twins (standalone from a URL only); built now, connected on first use.
+        self._blocking: BlockingRedis | None = None
+        if self._target is not None and not self._cluster:
+            self._blocking = BlockingRedis(self, self._target)
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> RedisAdapter:
@@ -187,6 +190,16 @@ class RedisAdapter(BaseAdapter):
         """
         current = self._current
         return current.client if current is not None else self._client
+
+    def blocking(self) -> BlockingRedis | None:
+        """Blocking twins of the plain operations, for ``botstate.sync`` (see :mod:`.blocking`).
+
+        The same object every time, for a standalone server opened from a URL
+        (it builds a synchronous redis-py client from the same settings on
+        first use); ``None`` for a cluster and for a client given with
+        ``client=`` (there is nothing to build a synchronous client from).
+        """
+        return self._blocking
 
     @property
     def pipeline_stats(self) -> dict[str, int]:
@@ -368,6 +381,29 @@ class RedisAdapter(BaseAdapter):
             raise asyncio.CancelledError  # swallowed by redis-py: see _raw
         return replies
 
+    async def _step(self, requests: list[plans.Request]) -> list[Any]:
+        """The replies to one step of a plan (see :mod:`.plans`), driver errors wrapped.
+
+        Several commands go as one pipeline; several scripts run concurrently.
+        """
+        first = requests[0]
+        if len(requests) == 1:
+            if isinstance(first, Eval):
+                return [await self._eval(first.script, first.keys)]
+            return [await self._run(*first)]
+        if isinstance(first, Eval):
+            return list(await asyncio.gather(*(self._eval(*request) for request in requests)))
+        return await self._run_many(requests)
+
+    async def _drive(self, plan: plans.Plan[_T]) -> _T:
+        """Run ``plan`` to its result."""
+        try:
+            step = next(plan)
+            while True:
+                step = plan.send(await self._step(step))
+        except StopIteration as done:
+            return cast("_T", done.value)
+
     async def _eval(self, script: Script, keys: Sequence[str], *args: Any) -> Any:
         try:
             try:
@@ -383,6 +419,24 @@ class RedisAdapter(BaseAdapter):
                 f"redis key {self.prefix + key!r} holds a value not written by botstate"
             )
         return raw[HEADER_BYTES:]
+
+    def _found(self, keys: Sequence[str], raws: Sequence[bytes | None]) -> dict[str, bytes]:
+        """``get_many``'s result from the raw values of ``keys`` (nil: missing)."""
+        found = {key: raw for key, raw in zip(keys, raws, strict=True) if raw is not None}
+        if found and min(map(len, found.values())) < HEADER_BYTES:
+            for key, raw in found.items():
+                self._value(key, raw)  # raises for the value not written by botstate
+        return {key: raw[HEADER_BYTES:] for key, raw in found.items()}
+
+    def _lacks_pexpiretime(self, err: ResponseError) -> bool:
+        """Whether ``err`` says the server has no ``PEXPIRETIME`` (Redis < 7); remembered.
+
+        Only before ``PEXPIRETIME`` has worked once: afterwards every error is real.
+        """
+        if self._pexpiretime or "unknown command" not in str(err).lower():
+            return False
+        self._pexpiretime = False
+        return True
 
     def _set_command(self, key: str, value: bytes, expires_at: float | None) -> tuple[Any, ...]:
         data = new_header() + value
@@ -407,14 +461,10 @@ class RedisAdapter(BaseAdapter):
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """Found entries only; a key holding another Redis type raises ``StorageError``.
 
-        Standalone, from ``MGET_FROM`` keys on: one ``MGET`` (per 1000 keys,
-        sent together). ``MGET`` answers nil both for a missing key and for one
-        holding another type, so when some come back nil, one ``EXISTS`` counts
-        those keys: 0 means all missing; otherwise (another type, or a key
-        written meanwhile) the Lua script re-reads the keys and checks their
-        types atomically, raising for another type. Fewer keys: that script
-        alone (``MGET``, then ``TYPE`` of the keys it found missing), one round
-        trip. Cluster: a pipeline of ``GET``s (``WRONGTYPE`` on another type).
+        Standalone: the plan :func:`.plans.get_many` (its blocking twin runs the
+        same one): the Lua script for fewer than ``MGET_FROM`` keys, one round
+        trip; ``MGET`` from there on, plus an ``EXISTS`` when keys come back nil.
+        Cluster: a pipeline of ``GET``s (``WRONGTYPE`` on another type).
         """
         if not keys:
             return {}
@@ -422,29 +472,9 @@ class RedisAdapter(BaseAdapter):
         full = [prefix + key for key in keys] if prefix else list(keys)
         if self._cluster:
             raws = await self._run_many([("GET", name) for name in full])
-        elif len(full) < MGET_FROM:
-            raws = await self._eval(GET_MANY, full)
         else:
-            raws = await self._mget(full)
-        found = {key: raw for key, raw in zip(keys, raws, strict=True) if raw is not None}
-        if found and min(map(len, found.values())) < HEADER_BYTES:
-            for key, raw in found.items():
-                self._value(key, raw)  # raises for the value not written by botstate
-        return {key: raw[HEADER_BYTES:] for key, raw in found.items()}
-
-    async def _mget(self, full: list[str]) -> list[bytes | None]:
-        """Values of the Redis keys ``full`` in order, nil for missing; see :meth:`get_many`."""
-        chunks = [full[i : i + GET_MANY_CHUNK] for i in range(0, len(full), GET_MANY_CHUNK)]
-        if len(chunks) == 1:
-            raws: list[bytes | None] = list(await self._run("MGET", *full))
-        else:
-            parts = await self._run_many([("MGET", *chunk) for chunk in chunks])
-            raws = [raw for part in parts for raw in part]
-        missing = [name for name, raw in zip(full, raws, strict=True) if raw is None]
-        if not missing or not await self._run("EXISTS", *missing):
-            return raws
-        checked = await asyncio.gather(*(self._eval(GET_MANY, chunk) for chunk in chunks))
-        return [raw for part in checked for raw in part]
+            raws = await self._drive(plans.get_many(full))
+        return self._found(keys, raws)
 
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
@@ -458,17 +488,8 @@ class RedisAdapter(BaseAdapter):
             return
         if expires_at is not None or self._cluster:
             await self._run_many([self._set_command(k, v, expires_at) for k, v in items.items()])
-            return
-        prefix = self.prefix
-        args: list[Any] = []
-        for key, value in items.items():
-            args.append(prefix + key)
-            args.append(new_header() + value)
-        if len(args) <= 2 * MSET_CHUNK:
-            await self._run("MSET", *args)
         else:
-            step = 2 * MSET_CHUNK
-            await self._run_many([("MSET", *args[i : i + step]) for i in range(0, len(args), step)])
+            await self._step(plans.mset_commands(self.prefix, items))
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         full = list(dict.fromkeys(self.prefix + key for key in keys))
@@ -526,9 +547,8 @@ class RedisAdapter(BaseAdapter):
                 self._pexpiretime = True
                 return None if ms < 0 else ms / 1000
             except ResponseError as err:
-                if self._pexpiretime or "unknown command" not in str(err).lower():
+                if not self._lacks_pexpiretime(err):
                     raise self._error(err) from err
-                self._pexpiretime = False  # Redis < 7
             except _DRIVER_ERRORS as err:
                 raise self._error(err) from err
         now = time.time()
@@ -577,6 +597,8 @@ class RedisAdapter(BaseAdapter):
         close may have re-opened.
         """
         self._closed = True  # before any await: no command starts from now on
+        if self._blocking is not None:
+            self._blocking.close()  # closes sockets only: no I/O to wait for
         loop = asyncio.get_running_loop()
         try:
             for binding in list(self._bindings.values()):
@@ -707,54 +729,24 @@ def _decodes_responses(client: Redis | RedisCluster) -> bool:
 
 
 def _make_client(target: Target, options: RedisOptions) -> Redis | RedisCluster:
-    common: dict[str, Any] = {
-        "username": target.username,
-        "password": target.password,
-        "socket_timeout": options.socket_timeout,
-        "socket_connect_timeout": options.socket_connect_timeout,
-        "health_check_interval": options.health_check_interval,
-        "max_connections": options.max_connections,
-        "client_name": options.client_name,
-        "decode_responses": False,
-        # RESP2 on every redis-py version (8.x defaults to RESP3): the same raw
-        # replies everywhere, and no RESP3 maintenance notifications, which make
-        # redis-py 8's pool skip its check for connections the server has closed.
-        "protocol": 2,
-        # No silent retries: a retried script could apply twice, and a caller
-        # must learn within the timeout that the server is gone.
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if target.ssl:
-        common.update(
-            ssl=True,
-            ssl_ca_certs=options.ssl_ca_certs,
-            ssl_cert_reqs=options.ssl_cert_reqs,
-            ssl_check_hostname=options.ssl_check_hostname,
-        )
+    retry = Retry(NoBackoff(), 0)  # no silent retries: see client_settings
     if target.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in target.hosts]
-        return RedisCluster(startup_nodes=nodes, **common)
-    max_connections = common.pop("max_connections")
-    if target.kind == "unix":
-        common.update(connection_class=UnixDomainSocketConnection, path=target.path)
-    else:
-        host, port = target.hosts[0]
-        common.update(host=host, port=port)
+        settings = client_settings(target, options)
         if target.ssl:
-            del common["ssl"]
-            common["connection_class"] = SSLConnection
+            settings["ssl"] = True
+        return RedisCluster(startup_nodes=nodes, retry=retry, **settings)
+    settings = pool_settings(target, options, unix=UnixDomainSocketConnection, ssl=SSLConnection)
     pool: ConnectionPool
     if options.autopipeline:
         # Only adapter.client uses this pool: a blocking one makes its callers
         # beyond max_connections wait (up to the socket timeout), not fail at once.
-        pool = BlockingConnectionPool(
-            max_connections=max_connections, timeout=options.socket_timeout, db=target.db, **common
-        )
+        pool = BlockingConnectionPool(timeout=options.socket_timeout, retry=retry, **settings)
     else:
         # The adapter's commands wait for a place under the same cap themselves
         # (_Binding.limit), which costs less than the blocking pool's Condition
         # and timeout on every command.
-        pool = ConnectionPool(max_connections=max_connections, db=target.db, **common)
+        pool = ConnectionPool(retry=retry, **settings)
     return Redis.from_pool(pool)
 
 

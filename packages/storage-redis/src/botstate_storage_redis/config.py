@@ -33,7 +33,16 @@ from botstate.adapter import (
 
 from .plugin import SCHEMES
 
-__all__ = ["DEFAULT_URL", "OPTIONS", "RedisOptions", "Target", "check_mode", "parse_target"]
+__all__ = [
+    "DEFAULT_URL",
+    "OPTIONS",
+    "RedisOptions",
+    "Target",
+    "check_mode",
+    "client_settings",
+    "parse_target",
+    "pool_settings",
+]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PORT = 6379
@@ -181,6 +190,58 @@ def check_mode(given: Mapping[str, Any], *, cluster: bool) -> None:
             "redis option autopipeline=true does not apply to Redis Cluster: commands go "
             "through redis-py's cluster client (batches as one pipeline per node); drop it"
         )
+
+
+def client_settings(target: Target, options: RedisOptions) -> dict[str, Any]:
+    """redis-py keyword arguments of every client the adapter builds, async or blocking.
+
+    The caller adds ``retry`` (redis-py's async and sync ``Retry`` differ; the
+    adapter never retries silently: a retried script could apply twice, and a
+    caller must learn within the timeout that the server is gone) and, for a
+    standalone server, where to connect (:func:`pool_settings`).
+    """
+    settings: dict[str, Any] = {
+        "username": target.username,
+        "password": target.password,
+        "socket_timeout": options.socket_timeout,
+        "socket_connect_timeout": options.socket_connect_timeout,
+        "health_check_interval": options.health_check_interval,
+        "max_connections": options.max_connections,
+        "client_name": options.client_name,
+        "decode_responses": False,
+        # RESP2 on every redis-py version (8.x defaults to RESP3): the same raw
+        # replies everywhere, and no RESP3 maintenance notifications, which make
+        # redis-py 8's pool skip its check for connections the server has closed.
+        "protocol": 2,
+    }
+    if target.ssl:
+        settings.update(
+            ssl_ca_certs=options.ssl_ca_certs,
+            ssl_cert_reqs=options.ssl_cert_reqs,
+            ssl_check_hostname=options.ssl_check_hostname,
+        )
+    return settings
+
+
+def pool_settings(
+    target: Target, options: RedisOptions, *, unix: type[Any], ssl: type[Any]
+) -> dict[str, Any]:
+    """Keyword arguments of a connection pool for a standalone ``target``.
+
+    :func:`client_settings` plus the database and where to connect; ``unix``
+    and ``ssl`` are the connection classes of the redis-py flavour (async or
+    sync) the pool is built with.
+    """
+    settings = client_settings(target, options)
+    settings["db"] = target.db
+    if target.kind == "unix":
+        settings.update(connection_class=unix, path=target.path)
+    else:
+        host, port = target.hosts[0]
+        settings.update(host=host, port=port)
+        if target.ssl:
+            settings["connection_class"] = ssl
+    return settings
 
 
 def _hosts(parsed: StorageURL, shown: str) -> tuple[tuple[str, int], ...]:
