@@ -7,8 +7,10 @@ a write lock held by another connection, an interrupted wait, and close().
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -175,3 +177,30 @@ def test_close_ends_the_threads_and_twins_refuse(db_path: Path) -> None:
     for call in calls:
         with pytest.raises(StorageUnavailable, match="closed"):
             call()
+
+
+def test_a_forked_child_is_refused_not_left_waiting(db_path: Path) -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    code = f"""
+import os
+from botstate import StorageUnavailable
+from botstate.sync import open_storage
+sync = open_storage("sqlite:///{db_path}")
+sync.get("warm-up")
+twins = sync.storage.adapter.blocking()
+twins.set("k", b"parent")
+pid = os.fork()
+if pid == 0:
+    try:
+        twins.get("k")   # the connection threads stayed in the parent
+        os._exit(3)
+    except StorageUnavailable as err:
+        os._exit(0 if "forked" in str(err) else 4)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), twins.get("k").decode())
+"""
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.split() == ["0", "parent"], out.stderr

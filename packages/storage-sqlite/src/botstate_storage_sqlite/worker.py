@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -47,6 +48,7 @@ class Worker:
         self._submitting = threading.Lock()
         self._name = name
         self._thread: threading.Thread | None = None
+        self._forks_seen = _forks_seen
 
     async def open(self) -> None:
         """Start the thread and connect; ``sqlite3.Error`` if the file cannot be opened."""
@@ -75,10 +77,17 @@ class Worker:
         """Run ``fn(connection, *args)`` on the worker thread, blocking this thread until done.
 
         For threads that run no event loop. Raises ``ValueError`` once the
-        worker is closed, and whatever ``fn`` raised. An interrupted wait
+        worker is closed or in a child forked after it started (the thread
+        stayed in the parent), and whatever ``fn`` raised. An interrupted wait
         (``KeyboardInterrupt``) abandons the result, not the worker: the job
         still runs, and the next call is served as usual.
         """
+        if self._forks_seen != _forks_seen:
+            # The thread exists only in the parent: a job queued here would never run.
+            raise ValueError(
+                "it belongs to the parent process (opened before this process forked); "
+                "open the storage again in this process"
+            )
         waiter = _Waiter()
         with self._submitting:
             if self._stopped:
@@ -173,6 +182,18 @@ class _Waiter:
             self.error = None  # no reference cycle through the traceback
             raise error
         return self.result
+
+
+_forks_seen = 0  # a worker started before the last fork belongs to the parent
+
+
+def _after_fork_in_child() -> None:
+    global _forks_seen
+    _forks_seen += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _noop(conn: sqlite3.Connection) -> None:
