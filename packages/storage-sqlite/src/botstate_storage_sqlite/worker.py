@@ -157,9 +157,12 @@ class Worker:
 
 
 class _Waiter:
-    """Where a blocking caller waits for its job: a plain lock, taken at creation
-    and released by the worker once the outcome is stored (the cheapest handoff
-    between two threads: no future, no condition)."""
+    """Where a blocking caller waits for its job's outcome.
+
+    ``done`` is a plain lock, taken at creation and released by the worker
+    once the outcome is stored: the cheapest handoff between two threads (no
+    future, no condition, no event loop).
+    """
 
     __slots__ = ("done", "error", "result")
 
