@@ -55,6 +55,7 @@ ADAPTER_API = {
     "MAX_KEY_BYTES",
     "MAX_SECONDS",
     "BaseAdapter",
+    "BlockingOps",
     "Capability",
     "Choice",
     "Clock",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from .base import BaseAdapter, int_version
 from .capabilities import Capability
 from .clock import Clock, ManualClock, system_clock
-from .contract import ExpiryCallback, ExpiryEvent, StorageAdapter, Version
+from .contract import BlockingOps, ExpiryCallback, ExpiryEvent, StorageAdapter, Version
 from .hookspecs import hookimpl
 from .keys import MAX_KEY_BYTES, validate_key
 from .logs import hide_in_logs
@@ -41,6 +41,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MAX_SECONDS",
     "BaseAdapter",
+    "BlockingOps",
     "Capability",
     "Choice",
     "Clock",

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from .capabilities import Capability
-from .contract import ExpiryCallback, ExpiryEvent, Version
+from .contract import BlockingOps, ExpiryCallback, ExpiryEvent, Version
 from .errors import StorageUnavailable, UnsupportedOperation
 from .logs import hide_in_logs
 
@@ -75,6 +75,18 @@ class BaseAdapter:
         """
         if self._closed:
             raise StorageUnavailable(f"{self!r} is closed")
+
+    def blocking(self) -> BlockingOps | None:
+        """Blocking twins of the plain operations, or ``None`` (the default: none).
+
+        Override to let :mod:`botstate.sync` skip its loop thread for ``get``,
+        ``set``, ``has``, ``delete``, ``get_expiry`` and the batches (see
+        :class:`~botstate.adapter.BlockingOps`). Return ``None`` while they
+        cannot be offered (before a first async call has connected, say): the
+        sync API then uses the async method. Called once per sync call until it
+        returns an object, which is then used for the adapter's whole life.
+        """
+        return None
 
     def hide_in_logs(self, secrets: Iterable[str | None]) -> None:
         """Keep ``secrets`` out of every log record (drivers' too) until :meth:`close`."""

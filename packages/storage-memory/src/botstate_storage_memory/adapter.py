@@ -23,6 +23,7 @@ __all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_SWEEP_INTERVAL", "MemoryAdapter"]
 DEFAULT_MAX_ENTRIES = 100_000
 DEFAULT_SWEEP_INTERVAL = 1.0
 _OPTIONS = {"max_entries": int, "sweep_interval": float}
+_TWINS = ("get", "has", "set", "delete", "get_expiry", "get_many", "set_many", "delete_many")
 
 
 # An entry is a small list (cheap to build, and a read can stamp it in place):
@@ -82,6 +83,13 @@ class MemoryAdapter(BaseAdapter):
         self._lru: list[tuple[int, str]] = []
         self._tick = 0  # versions and last-use stamps: +1 per read or write
         self._sweeper: asyncio.Task[None] | None = None
+        # A subclass that overrides a plain operation must not be bypassed by the twins.
+        own = type(self)
+        self._twins = (
+            None
+            if any(getattr(own, n) is not getattr(MemoryAdapter, n) for n in _TWINS)
+            else _Blocking(self)
+        )
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> MemoryAdapter:
@@ -217,6 +225,9 @@ class MemoryAdapter(BaseAdapter):
         return entry[0]  # type: ignore[no-any-return]
 
     async def has(self, key: str) -> bool:
+        return self._has(key)
+
+    def _has(self, key: str) -> bool:
         self.check_open()
         return self._live(key) is not None
 
@@ -230,6 +241,9 @@ class MemoryAdapter(BaseAdapter):
             self._track_expiry(expires_at, tick, key)
 
     async def delete(self, key: str) -> bool:
+        return self._delete(key)
+
+    def _delete(self, key: str) -> bool:
         self.check_open()
         if self._live(key) is None:
             return False
@@ -237,6 +251,9 @@ class MemoryAdapter(BaseAdapter):
         return True
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        return self._get_many(keys)
+
+    def _get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         self.check_open()
         get, now = self._data.get, self.clock()
         # One call is one use: its keys share a last-use stamp (ties go by key).
@@ -256,6 +273,9 @@ class MemoryAdapter(BaseAdapter):
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
     ) -> None:
+        self._set_many(items, expires_at)
+
+    def _set_many(self, items: Mapping[str, bytes], expires_at: float | None) -> None:
         self.check_open()
         # The batch shares one deadline and one heap item.
         data, tick = self._data, self._tick
@@ -269,6 +289,9 @@ class MemoryAdapter(BaseAdapter):
             self._track_expiry(expires_at, tick, tuple(items))  # one hint per batch
 
     async def delete_many(self, keys: Sequence[str]) -> int:
+        return self._delete_many(keys)
+
+    def _delete_many(self, keys: Sequence[str]) -> int:
         self.check_open()
         removed = 0
         for key in dict.fromkeys(keys):
@@ -285,6 +308,9 @@ class MemoryAdapter(BaseAdapter):
                 yield key
 
     async def get_expiry(self, key: str) -> float | None:
+        return self._get_expiry(key)
+
+    def _get_expiry(self, key: str) -> float | None:
         self.check_open()
         entry = self._live(key)
         return None if entry is None else entry[_EXPIRES]
@@ -321,6 +347,13 @@ class MemoryAdapter(BaseAdapter):
         del self._data[key]
         return True
 
+    def blocking(self) -> _Blocking | None:
+        """The plain operations as plain calls, for botstate.sync (see ``runs_inline``).
+
+        ``None`` for a subclass that overrides one of them (its own code must run).
+        """
+        return self._twins
+
     async def close(self) -> None:
         """Stop the sweeper and wait for pending event callbacks; later calls raise.
 
@@ -342,6 +375,94 @@ class MemoryAdapter(BaseAdapter):
             "max_entries": self.max_entries,
             "sweep_interval": self.sweep_interval,
         }
+
+
+class _Blocking:
+    """A memory adapter's blocking twins: the same code, without a coroutine around it.
+
+    botstate.sync calls them under its loop's lock (the adapter declares
+    ``runs_inline``), so they never run beside the loop's own callbacks, but
+    with no event loop running: a call that would start a task (the sweeper,
+    for an expiring write; an expiry event's callbacks) answers
+    ``NotImplemented`` before changing anything, and the async method runs.
+    """
+
+    __slots__ = ("_adapter",)
+
+    def __init__(self, adapter: MemoryAdapter) -> None:
+        self._adapter = adapter
+
+    def _entry(self, key: str) -> Any:
+        """The live entry of ``key``, ``None``, or ``NotImplemented`` (its expiry has listeners)."""
+        adapter = self._adapter
+        entry = adapter._data.get(key)
+        if entry is None:
+            return None
+        expires_at = entry[_EXPIRES]
+        if expires_at is not None and expires_at <= adapter.clock():
+            if adapter._expiry_callbacks:
+                return NotImplemented
+            del adapter._data[key]
+            return None
+        return entry
+
+    def _needs_loop(self, expires_at: float | None, count: int) -> bool:
+        """Whether writing ``count`` entries could start the sweeper or emit an eviction."""
+        adapter = self._adapter
+        if expires_at is not None and adapter.sweep_interval and not adapter._closed:
+            sweeper = adapter._sweeper
+            if sweeper is None or sweeper.done():
+                return True
+        return bool(adapter._expiry_callbacks) and (
+            len(adapter._data) + count > adapter.max_entries > 0
+        )
+
+    def get(self, key: str) -> bytes | None:
+        adapter = self._adapter  # _entry() inlined: the hottest twin
+        entry = adapter._data.get(key)
+        if entry is None:
+            return None
+        if entry[_EXPIRES] is not None and entry[_EXPIRES] <= adapter.clock():
+            return self._entry(key)  # type: ignore[no-any-return]
+        adapter._tick = entry[_USED] = adapter._tick + 1
+        return entry[_VALUE]  # type: ignore[no-any-return]
+
+    def has(self, key: str) -> bool:
+        entry = self._entry(key)
+        return entry if entry is NotImplemented else entry is not None
+
+    def set(self, key: str, value: bytes, expires_at: float | None = None) -> None:
+        if self._needs_loop(expires_at, 1):
+            return NotImplemented  # type: ignore[no-any-return]
+        self._adapter._write(key, value, expires_at)
+
+    def delete(self, key: str) -> bool:
+        entry = self._entry(key)
+        if entry is None or entry is NotImplemented:
+            return False if entry is None else entry
+        del self._adapter._data[key]
+        return True
+
+    def get_expiry(self, key: str) -> float | None:
+        entry = self._entry(key)
+        if entry is None or entry is NotImplemented:
+            return entry
+        return entry[_EXPIRES]  # type: ignore[no-any-return]
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if self._adapter._expiry_callbacks:
+            return NotImplemented  # type: ignore[no-any-return]  # an entry may expire
+        return self._adapter._get_many(keys)
+
+    def set_many(self, items: Mapping[str, bytes], expires_at: float | None = None) -> None:
+        if self._needs_loop(expires_at, len(items)):
+            return NotImplemented  # type: ignore[no-any-return]
+        self._adapter._set_many(items, expires_at)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        if self._adapter._expiry_callbacks:
+            return NotImplemented  # type: ignore[no-any-return]  # an entry may expire
+        return self._adapter._delete_many(keys)
 
 
 class _ClosedEntries(dict[str, _Entry]):

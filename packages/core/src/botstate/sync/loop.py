@@ -33,6 +33,7 @@ import os
 import selectors
 import sys
 import threading
+import weakref
 
 # Low-level hooks asyncio exports for event loop implementations (since 3.7):
 # an inline call marks botstate's loop as running in the calling thread for
@@ -66,9 +67,10 @@ class LoopThread:
         """Held by whoever runs code on the loop: its thread, or one inline call."""
         self._try_lock, self._unlock = self.lock.acquire, self.lock.release  # hot path
         self.loop_wants_lock = False
+        """The loop thread waits for :attr:`lock`: no inline call now (for good after a fork)."""
         self.loop = _Loop(_LendingSelector(self))
         self.pid = os.getpid()
-        self.forks_seen = _forks_seen
+        _every.add(self)
         self._started = threading.Event()
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.thread.start()
@@ -142,7 +144,6 @@ class LoopThread:
         if (
             self.loop_wants_lock
             or loop.checks_threads
-            or self.forks_seen != _forks_seen
             or _get_running_loop() is not None
             or not self._try_lock(False)
         ):
@@ -162,6 +163,33 @@ class LoopThread:
                 loop.scheduled_inline = False
                 loop.call_soon_threadsafe(_nothing)
         return self._hand_over(_Call(_Resumed(coro, yielded), None))
+
+    def call_inline(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Run the plain function ``fn(*args)`` in the calling thread under :attr:`lock`.
+
+        For the blocking twins of a ``runs_inline`` adapter: ``fn`` never runs
+        beside the loop's own callbacks, but no event loop is running for it,
+        so it must not start tasks (a twin that would needs to return
+        ``NotImplemented`` having done nothing). Returns ``NotImplemented``
+        without running ``fn`` when the lock cannot be taken now (the loop is
+        busy), or the caller runs an event loop or forked: the caller then
+        falls back to :meth:`run`, which raises the ``UsageError`` if any.
+        """
+        if self.loop_wants_lock or _get_running_loop() is not None or not self._try_lock(False):
+            return NotImplemented  # type: ignore[no-any-return]
+        try:
+            return fn(*args)
+        finally:
+            self._unlock()
+
+    def call_here(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Run the blocking function ``fn(*args)`` in the calling thread.
+
+        For thread-safe blocking twins (see ``BlockingOps``): refuses, as
+        :meth:`run` does, a forked child and a thread that runs an event loop.
+        """
+        self._check_caller()
+        return fn(*args)
 
     def _hand_over(self, call: _Call[T]) -> T:
         self.loop.call_soon_threadsafe(call.start, self.loop)
@@ -373,7 +401,7 @@ class _Call(Generic[T]):
 
 _shared: LoopThread | None = None
 _shared_lock = threading.Lock()
-_forks_seen = 0  # a LoopThread made before the last fork belongs to the parent
+_every: weakref.WeakSet[LoopThread] = weakref.WeakSet()  # marked in a forked child
 
 
 def loop_thread() -> LoopThread:
@@ -391,10 +419,11 @@ def loop_thread() -> LoopThread:
 def _forget_after_fork() -> None:
     # The loop's thread does not exist in a forked child: the child gets its own
     # loop on first use, and objects made before the fork refuse to run.
-    global _shared, _shared_lock, _forks_seen
+    global _shared, _shared_lock
     _shared = None
     _shared_lock = threading.Lock()
-    _forks_seen += 1
+    for parents in _every:
+        parents.loop_wants_lock = True  # no inline call: each goes to run(), which refuses
 
 
 if hasattr(os, "register_at_fork"):

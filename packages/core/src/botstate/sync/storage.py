@@ -11,9 +11,10 @@ from typing import Any, Generic, TypeVar, overload
 
 from ..capabilities import Capability
 from ..codecs import Codec
+from ..contract import BlockingOps
 from ..errors import InvalidArgument
 from ..opening import open_storage as _open_async
-from ..storage import TTL, Storage
+from ..storage import FOREVER, TTL, Storage
 from .loop import LoopThread, loop_thread
 
 __all__ = ["SyncLock", "SyncStorage", "open_storage"]
@@ -49,12 +50,19 @@ class SyncStorage(Generic[T]):
                 f"SyncStorage wraps a botstate Storage, not {type(storage).__name__}"
             )
         self._storage = storage
-        self._runner = runner or loop_thread()
-        self._run = self._runner.run
+        self._runner = runner = runner or loop_thread()
+        self._run = runner.run
         # Plain operations of an in-process adapter start in the calling thread
         # (see botstate.sync.loop): no hop to the loop thread when they need no I/O.
         inline = getattr(storage.adapter, "runs_inline", False) is True
-        self._run_plain = self._runner.run_inline if inline else self._run
+        self._run_plain = runner.run_inline if inline else self._run
+        # Better still, the adapter's blocking twins (BlockingOps), called right here:
+        # under the loop's lock for an in-process adapter, else directly.
+        self._find_ops: Callable[[], BlockingOps | None] | None = getattr(
+            storage.adapter, "blocking", None
+        )
+        self._ops: BlockingOps | None = None
+        self._here: Callable[..., Any] = runner.call_inline if inline else runner.call_here
 
     @property
     def storage(self) -> Storage[T]:
@@ -91,21 +99,60 @@ class SyncStorage(Generic[T]):
         """What the adapter underneath does natively (``ATOMIC``, ``SCAN``, ...)."""
         return self._storage.adapter.capabilities
 
+    def _blocking(self) -> BlockingOps | None:
+        """The adapter's blocking twins, once it offers them (then kept)."""
+        find = self._find_ops
+        if find is None:
+            return None
+        ops = find()
+        if ops is not None:
+            self._ops = ops
+            self._find_ops = None
+        return ops
+
+    # Each plain operation below is the async one's body with the adapter call
+    # made through its blocking twin in this thread. When there is no twin, or
+    # the call answers NotImplemented (the twin cannot do it now, or an
+    # in-process adapter's loop is busy), the async method runs instead.
+
     # -- single keys ------------------------------------------------------
     def get(self, key: str, default: T | None = None) -> T | None:
         """Return the value of ``key``, or ``default`` if it is absent or expired."""
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            storage = self._storage
+            data = self._here(ops.get, storage.full_key(key))
+            if data is not NotImplemented:
+                return default if data is None else storage.decode(key, data)
         return self._run_plain(self._storage.get(key, default))
 
     def has(self, key: str) -> bool:
         """Return ``True`` if ``key`` holds a live value."""
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            found = self._here(ops.has, self._storage.full_key(key))
+            if found is not NotImplemented:
+                return found  # type: ignore[no-any-return]
         return self._run_plain(self._storage.has(key))
 
     def set(self, key: str, value: T, *, ttl: TTL = None) -> None:
         """Store ``value`` under ``key``; when this returns, the adapter has acknowledged it."""
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            storage = self._storage
+            full = storage.full_key(key)
+            data = storage.encode(key, value)
+            if self._here(ops.set, full, data, storage.expires_at(ttl)) is not NotImplemented:
+                return
         self._run_plain(self._storage.set(key, value, ttl=ttl))
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; return ``True`` if it held a live value."""
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            deleted = self._here(ops.delete, self._storage.full_key(key))
+            if deleted is not NotImplemented:
+                return deleted  # type: ignore[no-any-return]
         return self._run_plain(self._storage.delete(key))
 
     def ttl(self, key: str) -> float | None:
@@ -114,20 +161,57 @@ class SyncStorage(Generic[T]):
         :data:`~botstate.storage.FOREVER` (``math.inf``) if it never expires,
         ``None`` if it is absent.
         """
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            storage = self._storage
+            left = self._here(_ttl, ops, storage.full_key(key), storage.clock)
+            if left is not NotImplemented:
+                return left  # type: ignore[no-any-return]
         return self._run_plain(self._storage.ttl(key))
 
     # -- batches ----------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, T]:
         """Return ``{key: value}`` for the keys that hold live values."""
-        return self._run_plain(self._storage.get_many(list(keys)))
+        keys = list(keys)
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            storage = self._storage
+            wanted = {storage.full_key(key): key for key in keys}
+            if not wanted:
+                return {}
+            found = self._here(ops.get_many, list(wanted))
+            if found is not NotImplemented:
+                decode = storage.decode
+                return {wanted[full]: decode(wanted[full], data) for full, data in found.items()}
+        return self._run_plain(self._storage.get_many(keys))
 
     def set_many(self, items: Mapping[str, T], *, ttl: TTL = None) -> None:
         """Store every item with one expiry; nothing is written if any value fails to encode."""
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            storage = self._storage
+            encode, full_key = storage.encode, storage.full_key
+            encoded = {full_key(key): encode(key, value) for key, value in items.items()}
+            if not encoded:
+                return
+            expires_at = storage.expires_at(ttl)
+            if self._here(ops.set_many, encoded, expires_at) is not NotImplemented:
+                return
         self._run_plain(self._storage.set_many(dict(items), ttl=ttl))
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete ``keys``; return how many held live values."""
-        return self._run_plain(self._storage.delete_many(list(keys)))
+        keys = list(keys)
+        ops = self._ops or self._blocking()
+        if ops is not None:
+            full_key = self._storage.full_key
+            fulls = list(dict.fromkeys(full_key(key) for key in keys))
+            if not fulls:
+                return 0
+            removed = self._here(ops.delete_many, fulls)
+            if removed is not NotImplemented:
+                return removed  # type: ignore[no-any-return]
+        return self._run_plain(self._storage.delete_many(keys))
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Iterate over the keys starting with ``prefix`` (namespace stripped).
@@ -279,6 +363,17 @@ def _iterate(runner: LoopThread, keys: AsyncIterator[str]) -> Iterator[str]:
     finally:
         if not finished:
             runner.submit(_aclose(keys))
+
+
+def _ttl(ops: BlockingOps, full: str, clock: Callable[[], float]) -> float | None:
+    """``Storage.ttl`` over blocking twins (one inline section for both calls)."""
+    expires_at = ops.get_expiry(full)
+    if expires_at is None:
+        found = ops.has(full)
+        return found if found is NotImplemented else FOREVER if found else None
+    if expires_at is NotImplemented:
+        return expires_at  # type: ignore[no-any-return]
+    return max(0.0, expires_at - clock())
 
 
 async def _take(keys: AsyncIterator[str], count: int) -> tuple[list[str], bool]:

@@ -7,12 +7,13 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from ..capabilities import Capability
-from ..contract import ExpiryEvent, StorageAdapter
+from ..contract import BlockingOps, ExpiryEvent, StorageAdapter
 from ..errors import StorageUnavailable, UnsupportedOperation, ValueTooLarge
 from ..options import MAX_SECONDS
 from ..storage import Storage
@@ -353,6 +354,136 @@ class AdapterSuite:
             assert [(e.key, e.value, e.reason) for e in events] == [(ns + "e", b"last", "expired")]
         finally:
             unsubscribe()
+
+    # -- blocking twins (BlockingOps, used by botstate.sync) ---------------
+    @staticmethod
+    async def twins(adapter: StorageAdapter, ns: str) -> BlockingOps:
+        """The adapter's blocking twins after a first async call (skip if it has none)."""
+        await adapter.get(ns + "warm-up")  # connects, where that is lazy
+        blocking = getattr(adapter, "blocking", None)
+        ops: BlockingOps | None = blocking() if blocking is not None else None
+        if ops is None:
+            pytest.skip("adapter offers no blocking twins")
+        return ops
+
+    @staticmethod
+    async def in_thread(adapter: StorageAdapter, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call a twin as botstate.sync does: from a worker thread that runs no event loop.
+
+        An in-process adapter (``runs_inline``) has its twins called here, on the
+        loop's thread between callbacks, as botstate.sync's loop lock ensures.
+        ``NotImplemented`` (the twin cannot do it now) passes through.
+        """
+        if getattr(adapter, "runs_inline", False) is True:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    @asyncio_test
+    async def test_blocking_twins_match_the_async_operations(
+        self, adapter: StorageAdapter, ns: str
+    ) -> None:
+        ops = await self.twins(adapter, ns)
+        call = self.in_thread
+        # Written by a twin, read by the async API, and the reverse.
+        assert await call(adapter, ops.set, ns + "a", b"from-twin") is None
+        assert await adapter.get(ns + "a") == b"from-twin"
+        await adapter.set(ns + "b", b"from-async")
+        assert await call(adapter, ops.get, ns + "b") == b"from-async"
+        assert await call(adapter, ops.get, ns + "absent") is None
+        assert await call(adapter, ops.has, ns + "b") is True
+        assert await call(adapter, ops.has, ns + "absent") is False
+        assert await call(adapter, ops.get_expiry, ns + "b") is None
+        assert await call(adapter, ops.get_expiry, ns + "absent") is None
+        if Capability.ATOMIC in adapter.capabilities:
+            before = await adapter.get_versioned(ns + "b")
+            assert await call(adapter, ops.set, ns + "b", b"again", None) in (None, NotImplemented)
+            after = await adapter.get_versioned(ns + "b")
+            assert before is not None and after is not None and before[1] != after[1]
+        assert await call(adapter, ops.delete, ns + "a") is True
+        assert await call(adapter, ops.delete, ns + "a") is False
+        assert await adapter.get(ns + "a") is None
+
+    @asyncio_test
+    async def test_blocking_twins_honour_expiry(self, adapter: StorageAdapter, ns: str) -> None:
+        ops = await self.twins(adapter, ns)
+        call = self.in_thread
+        at = time.time() + 100
+        for expires_at in (at, time.time() - 5):  # a live expiry, then one in the past
+            done = await call(adapter, ops.set, ns + "e", b"v", expires_at)
+            if done is NotImplemented:  # would start a task (a sweeper): the async path
+                await adapter.set(ns + "e", b"v", expires_at=expires_at)
+        await adapter.set(ns + "live", b"w", expires_at=at)
+        await adapter.set(ns + "gone", b"v", expires_at=time.time() - 5)
+        for key in (ns + "e", ns + "gone"):  # past expiry: never returned by a twin
+            assert await call(adapter, ops.get, key) in (None, NotImplemented)
+            assert await call(adapter, ops.has, key) in (False, NotImplemented)
+            assert await call(adapter, ops.get_expiry, key) in (None, NotImplemented)
+            assert await call(adapter, ops.delete, key) in (False, NotImplemented)
+        assert await adapter.get(ns + "e") is None
+        assert await call(adapter, ops.get, ns + "live") == b"w"
+        try:
+            got = await call(adapter, ops.get_expiry, ns + "live")
+        except UnsupportedOperation:
+            return
+        assert got is not None and abs(got - at) < 0.01
+
+    @asyncio_test
+    async def test_blocking_twins_batches(self, adapter: StorageAdapter, ns: str) -> None:
+        ops = await self.twins(adapter, ns)
+        call = self.in_thread
+        items = {f"{ns}b{i}": f"v{i}".encode() for i in range(30)}
+        assert await call(adapter, ops.set_many, items, None) is None
+        assert await adapter.get_many(list(items)) == items
+        wanted = [*items, ns + "missing1"]
+        assert await call(adapter, ops.get_many, wanted) == items
+        assert await call(adapter, ops.get_many, []) == {}
+        keys = list(items)
+        doomed = [*keys[:10], keys[0], ns + "missing1"]
+        assert await call(adapter, ops.delete_many, doomed) == 10
+        assert await adapter.get_many(list(items)[:12]) == {k: items[k] for k in list(items)[10:12]}
+        assert await call(adapter, ops.delete_many, []) == 0
+        at = time.time() + 300
+        if await call(adapter, ops.set_many, {ns + "x": b"1", ns + "y": b"2"}, at) is None:
+            assert await adapter.get_many([ns + "x", ns + "y"]) == {ns + "x": b"1", ns + "y": b"2"}
+            got = await adapter.get_expiry(ns + "x")
+            assert got is not None and abs(got - at) < 0.01
+
+    @asyncio_test
+    async def test_blocking_twins_from_many_threads(self, adapter: StorageAdapter, ns: str) -> None:
+        ops = await self.twins(adapter, ns)
+        if getattr(adapter, "runs_inline", False) is True:
+            pytest.skip("in-process twins run one at a time under botstate.sync's lock")
+
+        def work(thread: int) -> list[bytes | None]:
+            seen = []
+            for i in range(50):
+                ops.set(f"{ns}t{thread}", f"{thread}:{i}".encode())
+                seen.append(ops.get(f"{ns}t{thread}"))
+            return seen
+
+        results = await asyncio.gather(*(asyncio.to_thread(work, t) for t in range(8)))
+        for thread, seen in enumerate(results):
+            assert seen == [f"{thread}:{i}".encode() for i in range(50)]
+
+    @asyncio_test
+    async def test_closed_adapter_refuses_every_twin(
+        self, adapter: StorageAdapter, ns: str
+    ) -> None:
+        ops = await self.twins(adapter, ns)
+        await adapter.close()
+        calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+            (ops.get, ("k",)),
+            (ops.has, ("k",)),
+            (ops.set, ("k", b"v")),
+            (ops.delete, ("k",)),
+            (ops.get_expiry, ("k",)),
+            (ops.get_many, (["k"],)),
+            (ops.set_many, ({"k": b"v"},)),
+            (ops.delete_many, (["k"],)),
+        ]
+        for fn, args in calls:
+            with pytest.raises(StorageUnavailable):
+                await self.in_thread(adapter, fn, *args)
 
     # -- lifecycle --------------------------------------------------------
     @asyncio_test
