@@ -68,10 +68,10 @@ class SqliteBlocking:
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         return self._read("get_many", fetch_many, self._sql, keys, self._adapter.clock())
 
-    def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+    def set(self, key: str, value: bytes, expires_at: float | None = None) -> None:
         self._write(w.op_set, key, value, expires_at)
 
-    def set_many(self, items: Mapping[str, bytes], *, expires_at: float | None = None) -> None:
+    def set_many(self, items: Mapping[str, bytes], expires_at: float | None = None) -> None:
         self._adapter.check_open()
         if items:
             self._write(w.op_set_many, [(key, value, expires_at) for key, value in items.items()])
