@@ -22,7 +22,9 @@ from botstate import (
 from botstate.adapter import BaseAdapter, Clock, ExpiryEvent, Version, int_version, system_clock
 
 from . import writer as w
+from .blocking import SqliteBlocking
 from .config import SqliteConfig
+from .reads import fetch_all, fetch_many
 from .schema import Statements, is_busy, prepare
 from .worker import Worker
 
@@ -87,6 +89,7 @@ class SqliteAdapter(BaseAdapter):
         self._opening: asyncio.Lock | None = None
         self._purger: asyncio.Task[None] | None = None
         self._writer = w.GroupCommit(self._run_batch, self._wrap)
+        self._blocking: SqliteBlocking | None = None
         self.journal_mode: str | None = None
         """The journal mode SQLite reported after opening (``None`` before)."""
 
@@ -162,11 +165,24 @@ class SqliteAdapter(BaseAdapter):
                 self.config.journal_mode,
             )
         self._db, self._writer_db = reader, writer
+        self._blocking = SqliteBlocking(self, reader, writer)
         try:
             await self._purge()
         except StorageError as err:  # the periodic purge will try again
             logger.warning("purge on open of %s failed: %s", where, err)
         self._start_purger()
+
+    def blocking(self) -> SqliteBlocking | None:
+        """Blocking twins of the plain operations (for ``botstate.sync``), once connected.
+
+        ``None`` until a first async call has opened the connections; then the
+        same object for the adapter's whole life (its methods raise
+        :class:`StorageUnavailable` once the adapter is closed). Its calls run
+        on the adapter's connection threads, straight from the calling thread;
+        see :class:`.blocking.SqliteBlocking` (a blocking write commits on its
+        own, outside the async group commit).
+        """
+        return self._blocking
 
     def _start_purger(self) -> None:
         if self.config.purge_interval and not self._closed:
@@ -268,7 +284,7 @@ class SqliteAdapter(BaseAdapter):
     async def _fetch(self, sql: str, params: Sequence[Any], doing: str) -> list[Any]:
         db = await self._reader()
         try:
-            return await db.call(_fetchall, sql, params)
+            return await db.call(fetch_all, sql, params)
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, doing) from err
 
@@ -312,7 +328,7 @@ class SqliteAdapter(BaseAdapter):
     async def get(self, key: str) -> bytes | None:
         db = await self._reader()
         try:  # inlined _fetch: the hottest path
-            rows = await db.call(_fetchall, self._sql.get, (key, self.clock()))
+            rows = await db.call(fetch_all, self._sql.get, (key, self.clock()))
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, "get") from err
         for row in rows:
@@ -329,14 +345,11 @@ class SqliteAdapter(BaseAdapter):
         return bool(await self._write(w.op_delete, (key, self.clock())))
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, bytes] = {}
-        now = self.clock()
-        for start in range(0, len(wanted), w.CHUNK):
-            chunk = wanted[start : start + w.CHUNK]
-            rows = await self._fetch(self._sql.select_many(len(chunk)), (*chunk, now), "get_many")
-            found.update(rows)
-        return found
+        db = await self._reader()
+        try:  # every chunk in one call on the connection thread
+            return await db.call(fetch_many, self._sql, keys, self.clock())
+        except (sqlite3.Error, ValueError) as err:
+            raise self._wrap(err, "get_many") from err
 
     async def set_many(
         self, items: Mapping[str, bytes], *, expires_at: float | None = None
@@ -425,10 +438,6 @@ async def _close_all(*connections: Worker | None) -> None:
     for db in dict.fromkeys(connections):
         if db is not None:
             await db.close()
-
-
-def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    return conn.execute(sql, params).fetchall()
 
 
 def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> None:

@@ -29,13 +29,18 @@ CHUNK = 500  # keys per IN (...) list, far below SQLite's variable limit
 
 
 def run_batch(
-    conn: sqlite3.Connection, sql: Statements, ops: Sequence[Op], timeout: float
+    conn: sqlite3.Connection,
+    sql: Statements,
+    ops: Sequence[tuple[OpFn, tuple[Any, ...], bool, object]],
+    timeout: float,
 ) -> list[Any]:
     """Run ``ops`` in one transaction on the connection thread; return one result per op.
 
-    A result is the op's return value, or the exception that op raised (its
-    changes rolled back, the others kept). An exception out of this function
-    means nothing of the batch was committed.
+    ``ops`` are :data:`Op` tuples (the last item, the caller's future, is not
+    used here: a blocking caller passes ``None``). A result is the op's return
+    value, or the exception that op raised (its changes rolled back, the
+    others kept); a batch of one op raises that op's exception instead. An
+    exception out of this function means nothing of the batch was committed.
     """
     begin_immediate(conn, timeout)
     results: list[Any] = []
