@@ -1,7 +1,9 @@
 """botstate.sync vs the async API: what a blocking call costs on the same kind of adapter.
 
 "ours" is ``SyncStorage.get``/``set`` called in a loop from a plain thread
-(each call hops to botstate's loop thread and back); "raw" is the async
+(each call runs the adapter's blocking twin in that thread: the memory
+adapter's under the loop's lock, SQLite's on its connection threads, Redis's
+through redis-py's synchronous client); "raw" is the async
 ``Storage.get``/``set`` awaited in a loop on an event loop, the same work on
 the same kind of adapter (memory, SQLite file, the same redis-server). Values
 are small JSON dicts through the default codec on both sides. Targets: ≥ 0.8×
