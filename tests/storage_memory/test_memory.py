@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
+import textwrap
 from collections import OrderedDict
 
 import pytest
@@ -229,3 +232,44 @@ async def test_closed_adapter_refuses_compare_and_set_and_forgets_entries() -> N
         with pytest.raises(botstate.StorageUnavailable, match="closed"):
             await call
     assert len(adapter) == 0 and "entries=0" in repr(adapter)
+
+
+def test_import_and_open_load_no_asyncio_and_what_needs_it_imports_it() -> None:
+    """``import botstate`` + ``open_storage("memory://")`` run no event loop, so they
+    load no asyncio (it costs more than the rest of botstate); the sweeper, locks,
+    leases, expiry callbacks and close import it when first used."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import botstate, botstate.adapter
+        storage = botstate.open_storage("memory://?sweep_interval=0.01")
+        sessions = botstate.Sessions(storage, initial=dict, isolation="distributed")
+        print("asyncio" in sys.modules)
+
+        import asyncio
+
+        async def main():
+            expired = asyncio.Event()
+            async def seen(key, value):
+                expired.set()
+            storage.on_expire(seen)  # an async callback: a task per event
+            await storage.set("k", 1, ttl=0.05)  # the first expiring write starts the sweeper
+            order = []
+            async def hold(n):
+                async with storage.lock("l"):  # a lease in the store; the second one waits
+                    order.append(n)
+                    await asyncio.sleep(0.01)
+                    order.append(n)
+            await asyncio.gather(hold(1), hold(2))
+            async with sessions.open("s") as session:
+                session.data["n"] = 1
+            await asyncio.wait_for(expired.wait(), 5)
+            print(order, await storage.get("k"), await storage.get("s"))
+            await sessions.close()
+            await storage.close()
+
+        asyncio.run(main())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["False", "[1, 1, 2, 2] None {'_v': 1, '_d': {'n': 1}}"]

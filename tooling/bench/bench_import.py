@@ -7,12 +7,14 @@ the runs is recorded; the cases run interleaved, round by round, so a busy
 machine slows them alike. The target (issue 14) is ``import botstate`` +
 ``open_storage("memory://")`` in < 35 ms, with no backend driver imported until
 an adapter is used; the child reports which driver modules ``import botstate``
-pulled in (must be none).
+pulled in (must be none), and whether import and open loaded asyncio (must not:
+they need no event loop, and asyncio alone costs more than the rest).
 
-A bot using botstate is an asyncio program, and ``import asyncio`` alone takes
-most of that budget; it is measured in the same rounds as the floor, so the
-time botstate adds (its import and open with asyncio already loaded) and the
-ratio to the floor can be read on any machine.
+The target is in milliseconds of the machine it was set on (0.1.0 took 47 ms
+there); ``import asyncio``, measured in the same rounds, is the yardstick of
+this machine's speed, so the ratio to it can be compared across machines. A
+bot using botstate is an asyncio program: the last line times import and open
+with asyncio already loaded, botstate's own share.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ t2 = time.perf_counter()
 storage = botstate.open_storage("memory://")
 t3 = time.perf_counter()
 print(json.dumps({{"import": t1 - t0, "memory": (t1 - t0) + (t3 - t2),
-                  "after_import": after_import, "after_open": loaded()}}))
+                  "after_import": after_import, "after_open": loaded(),
+                  "asyncio": "asyncio" in sys.modules}}))
 """
 
 _FLOOR = """
@@ -136,11 +139,11 @@ async def run(bench: Bench) -> None:
     import_ms, memory_ms, last = _median_ms(results), _median_ms(results, "memory"), results[-1]
     leaked = last["after_import"]
     verdict = "ok" if memory_ms < TARGET_MS else "ABOVE TARGET"
-    if floor_ms >= TARGET_MS:
-        verdict += f" (asyncio alone takes {floor_ms:.1f} ms here)"
+    # Measured without asyncio preloaded: a run that loaded it counts as a failure.
+    asyncio_loaded = any(r["asyncio"] for r in results)
     # The best run shows the cost without scheduler noise from a busy machine.
     print(
-        f"import   import asyncio (the floor: any async bot){'':<5} {floor_ms:8.1f} ms  "
+        f"import   import asyncio (this machine's yardstick){'':<5} {floor_ms:8.1f} ms  "
         f"median of {runs} (best {_best_ms(floor):.1f} ms)"
     )
     print(
@@ -150,23 +153,27 @@ async def run(bench: Bench) -> None:
     print(
         f"import   import botstate + open_storage('memory://') {memory_ms:8.1f} ms  "
         f"target < {TARGET_MS:g} ms  {verdict} (best {_best_ms(results, 'memory'):.1f} ms, "
-        f"{memory_ms / floor_ms:.2f}x the floor)"
+        f"{memory_ms / floor_ms:.2f}x import asyncio)"
     )
     print(
         f"import   the same with asyncio already imported       {warm_ms:8.1f} ms  "
         f"botstate's own share (best {_best_ms(warm, 'memory'):.1f} ms, "
-        f"{warm_ms / floor_ms:.2f}x the floor)"
+        f"{warm_ms / floor_ms:.2f}x import asyncio)"
     )
     print(
         "import   driver modules imported by `import botstate`: "
         + (", ".join(leaked) if leaked else "none")
+    )
+    print(
+        "import   asyncio imported by `import botstate` + open_storage('memory://'): "
+        + ("YES (must not be)" if asyncio_loaded else "no")
     )
     # Opening memory:// must load its own adapter module and nothing heavier.
     extra = [m for m in last["after_open"] if m != "botstate_storage_memory.adapter"]
     if extra:
         print(f"import   driver modules loaded by open_storage('memory://'): {', '.join(extra)}")
         bench.record("driver modules loaded by open_storage('memory://')", extra)
-    bench.record("import asyncio, the floor (ms, median)", round(floor_ms, 2))
+    bench.record("import asyncio, this machine's yardstick (ms, median)", round(floor_ms, 2))
     bench.record("import botstate (ms, median)", round(import_ms, 2))
     bench.record(
         "import botstate + open_storage('memory://') (ms, median)",
@@ -178,6 +185,10 @@ async def run(bench: Bench) -> None:
         f"{warm_ms:.2f} ({warm_ms / floor_ms:.2f}x import asyncio)",
     )
     bench.record("driver modules imported by `import botstate`", leaked or "none")
+    bench.record(
+        "asyncio imported by `import botstate` + open_storage('memory://')",
+        "YES (must not be)" if asyncio_loaded else "no",
+    )
     for module in sorted(_adapter_modules().values()):
         try:
             ms = _median_ms(await _runs(_ADAPTER.format(module=module), runs))

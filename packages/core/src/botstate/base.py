@@ -7,17 +7,19 @@ start of every operation so a closed adapter raises ``StorageUnavailable``.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .capabilities import Capability
 from .contract import BlockingOps, ExpiryCallback, ExpiryEvent, Version
 from .errors import StorageUnavailable, UnsupportedOperation
 from .logs import hide_in_logs
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used: `import botstate` loads no asyncio
 
 __all__ = ["BaseAdapter", "int_version"]
 
@@ -98,6 +100,8 @@ class BaseAdapter:
         while self._forget_secrets:
             self._forget_secrets.pop()()
         if self._callback_tasks:
+            import asyncio
+
             await asyncio.gather(*self._callback_tasks, return_exceptions=True)
 
     # -- fallbacks --------------------------------------------------------
@@ -169,6 +173,8 @@ class BaseAdapter:
                 logger.exception("expiry callback %r failed for key %r", callback, event.key)
                 continue
             if inspect.isawaitable(result):
+                import asyncio
+
                 task = asyncio.ensure_future(_log_failure(result, callback, event.key))
                 self._callback_tasks.add(task)
                 task.add_done_callback(self._callback_tasks.discard)
@@ -179,6 +185,8 @@ class BaseAdapter:
         """Cancel a background task (sweeper, purger) and wait for it to end."""
         if task is None or task.done():
             return
+        import asyncio
+
         task.cancel()
         try:
             await task

@@ -18,16 +18,21 @@ token.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import random
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .clock import Clock
 from .contract import StorageAdapter, Version
 from .errors import ConflictError
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    # Imported by the first Lease (every use of asyncio here is by a Lease), so
+    # `import botstate` loads no asyncio; resolved once, not per call.
+    asyncio = None
 
 __all__ = ["BUSY", "Busy", "Lease"]
 
@@ -67,6 +72,9 @@ class Lease:
         clock: Clock,
         background: set[asyncio.Task[Any]],
     ) -> None:
+        global asyncio
+        if asyncio is None:
+            import asyncio
         self.key = key
         self.ttl = ttl
         self._adapter = adapter
@@ -108,6 +116,8 @@ class Lease:
                 raise ConflictError(
                     f"lock {self.key!r} still held by another holder after {timeout}s"
                 )
+            import random  # only when the lease is busy: not a cost of `import botstate`
+
             await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
             delay = min(delay * 2, _MAX_DELAY)
 

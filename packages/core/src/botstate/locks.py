@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .errors import ConflictError, UsageError
 from .leases import Lease
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used: `import botstate` loads no asyncio
 
 __all__ = ["KeyedLock", "Lock"]
 
@@ -74,6 +77,8 @@ class Hold:
             return True  # at once when nobody else holds or waits
         if timeout <= 0:
             return False
+        import asyncio  # only when waiting: a free key is taken without it
+
         waiters = self._locks[self._key]
         handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(handed)

@@ -21,7 +21,6 @@ API only.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import functools
 import inspect
@@ -30,7 +29,7 @@ import marshal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
 
 from .capabilities import Capability
 from .contract import Version
@@ -48,6 +47,9 @@ from .leases import BUSY, Busy, Lease
 from .locks import Hold, KeyedLock, Lock
 from .options import seconds
 from .storage import FOREVER, TTL, Storage
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used: `import botstate` loads no asyncio
 
 __all__ = ["Isolation", "MultiSession", "MultiSessions", "Session", "Sessions"]
 
@@ -646,6 +648,8 @@ class Sessions(Generic[T]):
             self._unsubscribe()
             self._unsubscribe = None
         if self._lock_tasks:
+            import asyncio
+
             await asyncio.gather(*self._lock_tasks, return_exceptions=True)
 
     @property

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import copy
 import inspect
 import logging
 import math
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Generic, TypeAlias, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
 from .capabilities import Capability
 from .clock import Clock, system_clock
@@ -32,6 +30,9 @@ from .leases import Lease
 from .locks import KeyedLock, Lock
 from .options import MAX_SECONDS, seconds
 from .plugins import get_codec
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used: `import botstate` loads no asyncio
 
 __all__ = ["FOREVER", "LOCK_PREFIX", "TTL", "Storage"]
 
@@ -314,6 +315,9 @@ class Storage(Generic[T]):
                 if written is not None:
                     return cast("T | None", new)
             # Lost the race: back off a little, with jitter, so writers spread out.
+            import asyncio
+            import random
+
             await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
         raise ConflictError(f"update of key {key!r} lost to other writers {self.max_retries} times")
 
@@ -433,6 +437,8 @@ class Storage(Generic[T]):
     async def close(self) -> None:
         """Close the adapter (shared with any views), after pending lock releases."""
         if self._lock_tasks:
+            import asyncio
+
             await asyncio.gather(*self._lock_tasks, return_exceptions=True)
         await self.adapter.close()
 

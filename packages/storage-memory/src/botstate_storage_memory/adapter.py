@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 from botstate import Capability, ConfigError, InvalidURL, StorageUnavailable
 from botstate.adapter import (
@@ -17,6 +16,13 @@ from botstate.adapter import (
     parse_url,
     system_clock,
 )
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    # Imported when a sweeper is first wanted (the only use of asyncio here), so
+    # opening memory:// loads no asyncio; resolved once, not per expiring write.
+    asyncio = None
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_SWEEP_INTERVAL", "MemoryAdapter"]
 
@@ -186,6 +192,9 @@ class MemoryAdapter(BaseAdapter):
     def _ensure_sweeper(self) -> None:
         if self._closed or not self.sweep_interval:
             return
+        global asyncio
+        if asyncio is None:
+            import asyncio
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
