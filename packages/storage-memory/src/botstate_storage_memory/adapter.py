@@ -18,11 +18,7 @@ from botstate.adapter import (
 )
 
 if TYPE_CHECKING:
-    import asyncio
-else:
-    # Imported when a sweeper is first wanted (the only use of asyncio here), so
-    # opening memory:// loads no asyncio; resolved once, not per expiring write.
-    asyncio = None
+    import asyncio  # imported by _ensure_sweeper, its only use: memory:// loads no asyncio
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_SWEEP_INTERVAL", "MemoryAdapter"]
 
@@ -192,9 +188,8 @@ class MemoryAdapter(BaseAdapter):
     def _ensure_sweeper(self) -> None:
         if self._closed or not self.sweep_interval:
             return
-        global asyncio
-        if asyncio is None:
-            import asyncio
+        import asyncio  # runs only when no sweeper is running
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -202,6 +197,8 @@ class MemoryAdapter(BaseAdapter):
         self._sweeper = loop.create_task(self._sweep_forever(), name="botstate-memory-sweeper")
 
     async def _sweep_forever(self) -> None:
+        import asyncio
+
         while True:
             await asyncio.sleep(self.sweep_interval)
             self.sweep()
