@@ -355,6 +355,31 @@ async def test_bot_data_merges_keys_changed_by_different_processes(
         assert await storage.get("ptb:bot_data") == {"b": 2}
 
 
+async def test_a_write_after_another_process_wrote_merges_instead_of_overwriting(
+    storage: botstate.Storage[Any],
+) -> None:
+    # One keeps the version of its own last write; two writes in between, so one's
+    # next write must not go through on that old version.
+    one, _ = build(BotstatePersistence(storage, update_interval=3600))
+    two, _ = build(BotstatePersistence(storage, update_interval=3600))
+    async with one, two:
+        for count in (1, 2):
+            one.chat_data[5]["count"] = count
+            one.mark_data_for_update_persistence(chat_ids=5)
+            await one.update_persistence()
+        two.chat_data[5]["theirs"] = "kept"
+        two.mark_data_for_update_persistence(chat_ids=5)
+        await two.update_persistence()
+        one.chat_data[5]["count"] = 3
+        one.mark_data_for_update_persistence(chat_ids=5)
+        await one.update_persistence()
+        assert await storage.get("ptb:chat_data:5") == {"count": 3, "theirs": "kept"}
+        del one.chat_data[5]["count"]
+        one.mark_data_for_update_persistence(chat_ids=5)
+        await one.update_persistence()
+        assert await storage.get("ptb:chat_data:5") == {"theirs": "kept"}
+
+
 async def test_unchanged_data_is_not_written_again(storage: botstate.Storage[Any]) -> None:
     writes: list[str] = []
 
@@ -366,6 +391,10 @@ async def test_unchanged_data_is_not_written_again(storage: botstate.Storage[Any
         async def update(self, key: str, fn: Any, *, ttl: Any = None) -> Any:
             writes.append(key)
             return await super().update(key, fn, ttl=ttl)
+
+        async def set_if(self, key: str, value: Any, *, version: Any, ttl: Any = None) -> Any:
+            writes.append(key)
+            return await super().set_if(key, value, version=version, ttl=ttl)
 
     counting = Counting(storage.adapter, namespace=storage.namespace)
 

@@ -286,3 +286,46 @@ def test_pykv_group_says_skipped_without_py_key_value(monkeypatch: pytest.Monkey
     asyncio.run(bench_pykv.run(bench))
     assert str(bench.extra["pykv"]).startswith("skipped: ")
     assert bench.results == []
+
+
+def test_peer_targets_aiogram_memory() -> None:
+    """aiogram on memory: 1× targets kept on every row; the codec-alone and msgspec rows inform."""
+    pytest.importorskip("aiogram", reason="aiogram is in the bench environment only")
+    from aiogram.fsm.storage.base import StorageKey
+    from aiogram.fsm.storage.memory import MemoryStorage
+
+    import botstate
+    from botstate.typed import MsgspecJsonCodec
+    from botstate_aiogram import BotstateStorage
+    from tooling.bench import bench_aiogram
+
+    bench = Bench(rounds=1)
+    key = StorageKey(bot_id=42, chat_id=7, user_id=7)
+
+    async def run() -> None:
+        ours, theirs = BotstateStorage("memory://"), MemoryStorage()
+        await bench_aiogram._cases(bench, "aiogram", "memory", ours, theirs, 60)
+        expected = bench_aiogram.DATA | {"step": "pay"}
+        assert await ours.get_data(key) == await theirs.get_data(key) == expected
+        assert await ours.get_state(key) == await theirs.get_state(key) == "Form:name"
+        await ours.close()
+        fast = BotstateStorage(botstate.open_storage("memory://", codec=MsgspecJsonCodec()))
+        await bench_aiogram._cases(
+            bench, "aiogram", "memory+msgspec", fast, MemoryStorage(), 60, concurrent=False
+        )
+        await fast.close()
+
+    asyncio.run(run())
+    assert [(r.case, r.target) for r in bench.results] == [
+        ("memory: set_state, sequential", 1.0),
+        ("memory: set_state, 50 concurrent", 1.0),
+        ("memory: get_data, sequential", 1.0),
+        ("memory: get_data, codec alone", None),
+        ("memory: get_data, 50 concurrent", 1.0),
+        ("memory: update_data, sequential", 1.0),
+        ("memory: update_data, codec alone", None),
+        ("memory: update_data, 50 concurrent", 1.0),
+        ("memory+msgspec: set_state, sequential", None),
+        ("memory+msgspec: get_data, sequential", None),
+        ("memory+msgspec: update_data, sequential", None),
+    ]

@@ -196,7 +196,7 @@ class BotstateStorage(BaseStorage):
         Unlike aiogram's default (read, merge, write), concurrent updates of
         one key never overwrite each other's fields.
         """
-        patch = _as_dict(data)
+        patch = dict(data) if type(data) is dict else _as_dict(data)
         storage_key = self.key_builder.build(key, "data")
 
         def merge(old: Any) -> dict[str, Any] | None:

@@ -55,6 +55,9 @@ lease entries from ``keys()``, ``clear()`` and ``on_expire()``.
 
 _ABSENT = object()
 _ATOMIC = Capability.ATOMIC  # an enum member looked up on its class costs ~100 ns
+# What update()'s fn usually returns, known not to be awaitable: inspect.isawaitable
+# ends in an ABC isinstance check that costs ~0.3 µs, a twentieth of an update in memory.
+_NOT_AWAITABLE = frozenset({dict, list, str, int, float, bool, bytes, tuple, type(None)})
 
 
 class Storage(Generic[T]):
@@ -291,7 +294,9 @@ class Storage(Generic[T]):
         if _ATOMIC not in self.adapter.capabilities:
             async with self._local_locks.hold(full):
                 data = await self.adapter.get(full)
-                new = await _call(fn, None if data is None else self.decode(key, data))
+                new: Any = fn(None if data is None else self.decode(key, data))
+                if type(new) not in _NOT_AWAITABLE and inspect.isawaitable(new):
+                    new = await new
                 if new is None:
                     await self.adapter.delete(full)
                 else:
@@ -302,7 +307,9 @@ class Storage(Generic[T]):
         for attempt in range(self.max_retries + 1):
             current = await self.adapter.get_versioned(full)
             old = None if current is None else self.decode(key, current[0])
-            new = await _call(fn, old)
+            new = fn(old)
+            if type(new) not in _NOT_AWAITABLE and inspect.isawaitable(new):
+                new = await new
             if new is None:
                 if current is None or await self.adapter.delete_if(full, version=current[1]):
                     return None
@@ -459,10 +466,3 @@ class Storage(Generic[T]):
             f"Storage({self.adapter!r}, namespace={self.namespace!r}, "
             f"ttl={self.default_ttl!r}, codec={self.codec.name!r}{typed})"
         )
-
-
-async def _call(fn: Callable[[Any], Any], value: Any) -> Any:
-    result = fn(value)
-    if inspect.isawaitable(result):
-        result = await result
-    return result

@@ -125,28 +125,32 @@ def _encode(value: Any) -> Any:
 
 
 def _encode_dict(value: dict[Any, Any]) -> Any:
+    out: dict[str, Any] = {}
+    items = iter(value.items())
     k: Any = None
-    if all(type(k) is str for k in value) and not (
-        len(value) == 1 and next(iter(value)).startswith("~")
-    ):
-        out = {}
-        try:
-            for k, v in value.items():
-                out[k] = _encode(v)
-        except _Refused as refused:
-            refused.steps.append(f"[{k!r}]")
-            raise
-        return out
-    pairs = []
-    step = ""
+    in_key = False  # the step's text is built only when a value is refused
     try:
-        for k, v in value.items():
-            step = f" (the key {k!r})"
+        for k, v in items:
+            if type(k) is not str:
+                break
+            out[k] = _encode(v)
+        else:
+            if len(out) == 1 and k.startswith("~"):
+                return {"~d": [[k, out[k]]]}  # would read as a tag
+            return out
+        # A key that is not a str: the "~d" form, keeping what is encoded so far.
+        pairs = [[name, stored] for name, stored in out.items()]
+        in_key = True
+        stored_key = _encode(k)
+        in_key = False
+        pairs.append([stored_key, _encode(v)])
+        for k, v in items:
+            in_key = True
             stored_key = _encode(k)
-            step = f"[{k!r}]"
+            in_key = False
             pairs.append([stored_key, _encode(v)])
     except _Refused as refused:
-        refused.steps.append(step)
+        refused.steps.append(f" (the key {k!r})" if in_key else f"[{k!r}]")
         raise
     return {"~d": pairs}
 
