@@ -6,6 +6,12 @@ on a pool of the same size, with the same consistent-read setting, the same
 botocore config and the same item shape. Targets (≥ 0.9×) for get, set,
 get_many(100) and set_many(100); atomic update, sessions and 50 concurrent
 tasks are informational.
+
+What botstate adds to a ``set`` is about 1 µs of Python (size check, item
+and version built; the executor hop is the raw side's too) against ~2 ms for
+DynamoDB Local to answer a PutItem: the ratio's real floor is ~0.999, and what
+a run shows beyond that (0.82-0.97 on a busy 2-core VM, rounds of one side
+varying by ±20 %) is the server's noise, not botstate's cost.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ N_SESSIONS = 200
 TASKS = 50
 POOL = 10
 MAX_ROUNDS = 5
+WARM_UP_SECONDS = 8.0
 
 
 def item(key: str, data: bytes, exp: float | None = None) -> dict[str, Any]:
@@ -85,6 +92,14 @@ async def _run(bench: Bench, server: Any) -> None:
 
     try:
         await adapter.set_many(dict.fromkeys(keys, value))  # creates the table, fills it
+        # DynamoDB Local runs on the JVM: its first few thousand calls get faster as
+        # they are compiled (a set round went from ~2.0 s to ~1.15 s over the five
+        # rounds of a run, on both sides). Warm it up first, so the rounds measure the
+        # steady state rather than whichever side drew the early, slower rounds.
+        deadline = time.monotonic() + WARM_UP_SECONDS
+        while time.monotonic() < deadline:
+            await concurrently(raw_set, keys[:200], POOL)()
+            await concurrently(raw_get, keys[:200], POOL)()
         note = f"DynamoDB Local, pool {POOL}, consistent_read={consistent}"
         await bench.compare(
             "kv",
