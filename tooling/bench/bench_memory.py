@@ -6,6 +6,11 @@ values copied to ``bytes`` and kept with their absolute expiry, every read
 checking that expiry. It has none of the adapter's extras (LRU cap, versions
 for compare-and-set, expiry heap and sweeper, events). A bare dict operation
 is also measured, as information only: it is not the same work.
+
+``get`` and ``get_many`` also stamp each entry read with a use counter, which
+keeps the LRU cap exact: ~20 ns of a ~190 ns get, so about 0.85× of the
+baseline is their ceiling in CPU time (0.92× without the stamp), against the
+0.9× target; wall-clock runs scatter around it (issue 14).
 """
 
 from __future__ import annotations
@@ -213,7 +218,7 @@ async def _more(bench: Bench, adapter: MemoryAdapter, raw: AsyncDictStore) -> No
         raw_get=raw.get,
         raw_set=raw_set_ttl,
         raw_note=BASELINE,
-        targets=(0.8, 0.7),  # issue 14
+        targets=(0.8, 0.7),  # issue 14; at most ~0.78× / ~0.68× here, see session_cases
     )
     await _typed(bench, adapter, raw_get=raw.get, raw_set=raw_set_ttl)
 

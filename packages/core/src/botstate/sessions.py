@@ -159,8 +159,13 @@ class Session(Generic[T]):
         if self._stored is None and not self._assigned:
             if not self._scope._take_now():
                 self._lease = await self._scope._acquire()
-            self._data, self._stored = await self._sessions._read(self._entry, self._lease)
+            reading = self._sessions._reading(self._entry, self._lease)
+            self._got(None if reading is None else await reading)
         return self._data  # type: ignore[return-value]
+
+    def _got(self, got: Any) -> None:
+        """Take what :meth:`Sessions._reading` returned as this block's data and stored state."""
+        self._data, self._stored = self._sessions._loaded(self._entry, got, self._lease)
 
     @property
     def changed(self) -> bool:
@@ -349,7 +354,10 @@ class Sessions(Generic[T]):
         Use as ``async with sessions.open(update) as session``. Saves on normal
         exit if the data changed; saves nothing if the block raises.
         """
-        return self._scope(target, lazy, ())
+        # _scope(target, lazy, ()) inlined: opening is every handler's hot path.
+        key = target if self.key is None and type(target) is str else self.key_for(target)
+        entry = Entry(self.storage, key)  # validated before any lock
+        return _SessionScope(self, entry, self.lazy if lazy is None else lazy)
 
     def _scope(
         self, target: Any, lazy: bool | None, before: tuple[_SessionScope[Any], ...]
@@ -413,13 +421,25 @@ class Sessions(Generic[T]):
         return None, None
 
     # -- read / write (called by Session) ---------------------------------
-    async def _read(self, entry: Entry, lease: _EntryLease | None) -> tuple[T | None, _Stored]:
-        """Read ``entry``: its current data (migrated, or ``initial()``) and what is stored.
+    def _reading(self, entry: Entry, lease: _EntryLease | None) -> Awaitable[Any] | None:
+        """The read of ``entry`` for :meth:`_loaded`, for the caller to await; ``None``:
+        no I/O (with ``lease``, isolation="distributed", the lease read the entry
+        when it was taken). On ATOMIC adapters the read has a version for the
+        compare-and-set save; other adapters read plainly.
+
+        The caller awaits the adapter's own awaitable: no coroutine of ours around it.
+        """
+        if lease is not None:
+            return None
+        return entry.get_versioned() if self._atomic else entry.get()
+
+    def _loaded(
+        self, entry: Entry, got: Any, lease: _EntryLease | None
+    ) -> tuple[T | None, _Stored]:
+        """From what :meth:`_reading` got: the current data (migrated, or ``initial()``)
+        and what is stored.
 
         Bytes, not values: saving compares the bytes it would write with these.
-        With ``lease`` (isolation="distributed") the lease read the entry when
-        it was taken: no I/O here. On ATOMIC adapters the read has a version
-        for the compare-and-set save; other adapters read plainly.
         """
         key = entry.key
         version: Version | None = None
@@ -429,10 +449,9 @@ class Sessions(Generic[T]):
             raw, stored = lease.body, lease.envelope
         else:
             if versioned:
-                got = await entry.get_versioned()
                 raw, version = (None, None) if got is None else got
             else:
-                raw = await entry.get()
+                raw = got
             if raw is not None:
                 stored = self.storage.decode(key, raw)
                 if self._convert is None and self._is_current(stored):
@@ -861,7 +880,11 @@ class _SessionScope(Generic[T]):
         self._session = session
         if not self._lazy:
             try:
-                await session.load()
+                if self._take_now():  # load() without its coroutine, for a free key
+                    reading = self._sessions._reading(self._entry, None)
+                    session._got(None if reading is None else await reading)
+                else:
+                    await session.load()
             except BaseException:
                 await self._release(quiet=True)
                 raise

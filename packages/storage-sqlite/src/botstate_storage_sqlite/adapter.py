@@ -389,8 +389,14 @@ class SqliteAdapter(BaseAdapter):
         return rows[0][0] if rows else None
 
     async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
-        rows = await self._fetch(self._sql.get_versioned, (key, self.clock()), "get_versioned")
-        return (rows[0][0], rows[0][1]) if rows else None
+        db = await self._reader()
+        try:  # inlined _fetch, as in get: a session's read on this adapter
+            rows = await db.call(_fetchall, self._sql.get_versioned, (key, self.clock()))
+        except (sqlite3.Error, ValueError) as err:
+            raise self._wrap(err, "get_versioned") from err
+        for row in rows:
+            return row[0], row[1]
+        return None
 
     async def set_if(
         self,
