@@ -391,7 +391,7 @@ class SqliteAdapter(BaseAdapter):
     async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
         db = await self._reader()
         try:  # inlined _fetch, as in get: a session's read on this adapter
-            rows = await db.call(_fetchall, self._sql.get_versioned, (key, self.clock()))
+            rows = await db.call(fetch_all, self._sql.get_versioned, (key, self.clock()))
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, "get_versioned") from err
         for row in rows:
