@@ -211,6 +211,64 @@ print(os.waitstatus_to_exitcode(status), parent.get("k"))
     assert out.stdout.split() == ["0", "1"], out.stderr
 
 
+_CTRL_C_STORM = """
+import os, random, signal, sys, threading, time
+from botstate.sync import SyncSessions, open_storage
+
+mode = sys.argv[1]
+storage = open_storage("memory://")
+sessions = SyncSessions(storage, initial=lambda: {"n": 0})
+last = [time.monotonic()]
+
+def watchdog():
+    while time.sleep(0.2) is None:
+        if time.monotonic() - last[0] > 10:  # a key left held: the next block waits forever
+            print("HANG", flush=True)
+            os._exit(3)
+
+threading.Thread(target=watchdog, daemon=True).start()
+interrupted = 0
+for _ in range(200):
+    timer = threading.Timer(random.uniform(0, 0.01), os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        while True:
+            if mode == "session":
+                with sessions.open("k") as session:
+                    session.data["n"] += 1
+            else:
+                with storage.lock("L", timeout=5):
+                    pass
+            last[0] = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted += 1
+    timer.join()
+    last[0] = time.monotonic()
+with sessions.open("k") as session:  # every interrupted block left the key free
+    session.data["n"] += 1
+print("OK", interrupted, flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["session", "lock"])
+def test_ctrl_c_storm_never_leaves_a_key_held(mode: str) -> None:
+    """200 Ctrl-C landing anywhere in `with` blocks (entering, inside, leaving): no key stays held.
+
+    An interrupt between queueing the enter and the wait, or during the wait
+    for the exit, used to leave the session or lock taken, so the next block
+    on that key waited forever.
+    """
+    if not hasattr(signal, "SIGINT") or sys.platform == "win32":
+        pytest.skip("needs POSIX signals")
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _CTRL_C_STORM, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.split() == ["OK", "200"], out.stdout + out.stderr
+
+
 # -- locks ------------------------------------------------------------------------
 def test_lock_has_one_holder_across_threads(sync: SyncStorage[Any]) -> None:
     if not hasattr(Storage, "lock"):

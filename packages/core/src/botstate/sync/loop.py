@@ -113,6 +113,7 @@ class LoopThread:
         coro: Coroutine[Any, Any, T],
         *,
         undo: Callable[[T], Awaitable[object]] | None = None,
+        finish: bool = False,
     ) -> T:
         """Run ``coro`` on the loop and block until it ends; return or raise its outcome.
 
@@ -120,14 +121,16 @@ class LoopThread:
         thread that runs an event loop, or from a forked child. If the wait is
         interrupted (``KeyboardInterrupt``), ``coro`` is cancelled; if it
         finished anyway, ``undo(result)`` runs on the loop, so an interrupted
-        ``__enter__`` never leaves a lock held.
+        ``__enter__`` never leaves a lock held. With ``finish``, an interrupted
+        wait leaves ``coro`` to run to its end on the loop instead (an
+        ``__exit__`` that releases what the block held must not be cut short).
         """
         try:
             self._check_caller()
         except BaseException:
             coro.close()
             raise
-        return self._hand_over(_Call(coro, undo))
+        return self._hand_over(_Call(coro, undo, finish))
 
     def run_inline(self, coro: Coroutine[Any, Any, T]) -> T:
         """As :meth:`run`, but start ``coro`` in the calling thread when the loop is idle.
@@ -192,13 +195,21 @@ class LoopThread:
         return fn(*args)
 
     def _hand_over(self, call: _Call[T]) -> T:
-        self.loop.call_soon_threadsafe(call.start, self.loop)
+        # Everything up to having the outcome in hand is inside the try, with no
+        # function call after the wait (a call is where a pending Ctrl-C is raised):
+        # an interrupt while queueing may come after the start was queued (abandon()
+        # then runs after it, or in its place), one after the wait undoes the result.
         try:
+            self.loop.call_soon_threadsafe(call.start, self.loop)
             call.done.acquire()
+            error = call.error
+            if error is None:
+                return call.result
         except BaseException:
             self.loop.call_soon_threadsafe(call.abandon, self.loop)
             raise
-        return call.outcome()
+        call.error = None  # no reference cycle through the traceback
+        raise error
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run the plain function ``fn()`` on the loop thread and return its result."""
@@ -332,15 +343,17 @@ class _Call(Generic[T]):
     another (no Future, no Condition).
     """
 
-    __slots__ = ("abandoned", "coro", "done", "error", "result", "task", "undo")
+    __slots__ = ("abandoned", "coro", "done", "error", "finish", "result", "task", "undo")
 
     def __init__(
         self,
         coro: Coroutine[Any, Any, T] | _Resumed[T],
         undo: Callable[[T], Awaitable[object]] | None,
+        finish: bool = False,
     ) -> None:
         self.coro = coro
         self.undo = undo
+        self.finish = finish
         self.done = threading.Lock()
         self.done.acquire()
         self.task: asyncio.Task[None] | None = None
@@ -350,7 +363,9 @@ class _Call(Generic[T]):
 
     # -- on the loop thread -------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.abandoned:
+        if self.task is not None:
+            return  # abandon() started it already
+        if self.abandoned and not self.finish:
             self.coro.close()
             return
         if sys.version_info >= (3, 12):
@@ -372,10 +387,21 @@ class _Call(Generic[T]):
                 self.done.release()
 
     def abandon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The caller stopped waiting: cancel, and undo a result nobody will use."""
+        """The caller stopped waiting: cancel, and undo a result nobody will use.
+
+        A ``finish`` call is left to run to its end instead. Runs after
+        :meth:`start` if that was queued (the loop keeps the order), else alone.
+        """
         self.abandoned = True
         if self.task is None:
-            return  # start() has not run yet: it will close the coroutine
+            # The interrupt came before start() was queued: it never will be.
+            if self.finish:
+                self.start(loop)
+            else:
+                self.coro.close()
+            return
+        if self.finish:
+            return
         if not self.task.done():
             self.task.cancel()
         elif self.error is None:
@@ -391,12 +417,6 @@ class _Call(Generic[T]):
             except Exception:  # nobody is left to raise it to
                 logger.exception("undoing an interrupted call failed")
 
-    # -- on the calling thread -----------------------------------------------
-    def outcome(self) -> T:
-        if self.error is not None:
-            error, self.error = self.error, None  # no reference cycle through the traceback
-            raise error
-        return self.result
 
 
 _shared: LoopThread | None = None

@@ -246,7 +246,12 @@ class SyncSessionScope(BlockingContext[Session[T]]):
         self._scope = scope
 
     def __enter__(self) -> SyncSession[T]:
-        return SyncSession(self._enter(self._scope), self._runner)
+        session = self._enter(self._scope)
+        try:  # from here on the key is held: a Ctrl-C before the block begins releases it
+            return SyncSession(session, self._runner)
+        except BaseException:
+            self._abandon()
+            raise
 
 
 class SyncMultiSessions:
@@ -309,7 +314,11 @@ class SyncMultiSessionScope(BlockingContext[MultiSession[Session[Any]]]):
     def __enter__(self) -> MultiSession[SyncSession[Any]]:
         """The parts by name: ``s.user`` or ``s["user"]``, each a :class:`SyncSession`."""
         multi = self._enter(self._scope)
-        return MultiSession({name: SyncSession(multi[name], self._runner) for name in multi})
+        try:  # as in SyncSessionScope.__enter__
+            return MultiSession({name: SyncSession(multi[name], self._runner) for name in multi})
+        except BaseException:
+            self._abandon()
+            raise
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

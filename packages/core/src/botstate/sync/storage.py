@@ -330,6 +330,19 @@ class BlockingContext(Generic[A]):
 
         return self._runner.run(context.__aenter__(), undo=leave)
 
+    def _abandon(self) -> None:
+        """Leave the entered context as if cancelled: ``__enter__`` failed after ``_enter``.
+
+        A subclass's ``__enter__`` calls this when an exception (a Ctrl-C) hits
+        it between acquiring and returning, when ``__exit__`` will never run.
+        """
+        context, self._context = self._context, None
+        if context is not None:
+            self._runner.run(
+                context.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None),
+                finish=True,
+            )
+
     def __exit__(
         self,
         exc_type: builtins.type[BaseException] | None,
@@ -338,7 +351,9 @@ class BlockingContext(Generic[A]):
     ) -> None:
         context = self._context
         if context is not None:
-            self._runner.run(context.__aexit__(exc_type, exc, tb))
+            # finish: Ctrl-C while waiting here stops the wait, not the exit, which
+            # saves (or not) and releases the lock or lease the block held.
+            self._runner.run(context.__aexit__(exc_type, exc, tb), finish=True)
 
 
 class SyncLock(BlockingContext[Any]):
