@@ -105,7 +105,9 @@ def test_errors_are_the_async_ones(sync: SyncStorage[Any]) -> None:
         sync.set("bad", object())
     assert not sync.has("bad")
     with pytest.raises(InvalidArgument):
-        list(sync.keys(prefix=3))  # type: ignore[arg-type]
+        sync.keys(prefix=3)  # type: ignore[arg-type]  # at the call, not at the first key
+    with pytest.raises(InvalidArgument):
+        sync.storage.keys(prefix=3)  # type: ignore[arg-type]  # the async one too
 
 
 def test_close_and_with_block(storage: Storage[Any]) -> None:

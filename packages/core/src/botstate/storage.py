@@ -245,11 +245,18 @@ class Storage(Generic[T]):
         fulls = list(dict.fromkeys(self.full_key(key) for key in keys))
         return await self.adapter.delete_many(fulls) if fulls else 0
 
-    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
-        """Yield the keys starting with ``prefix`` in this namespace (namespace stripped)."""
+    def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield the keys starting with ``prefix`` in this namespace (namespace stripped).
+
+        ``async for key in storage.keys("user:")``. A bad ``prefix`` or an
+        adapter without ``SCAN`` raises here, at the call, not at the first key.
+        """
         self._require(Capability.SCAN, "keys()")
         if not isinstance(prefix, str):
             raise InvalidArgument(f"prefix must be str, not {type(prefix).__name__}")
+        return self._keys(prefix)
+
+    async def _keys(self, prefix: str) -> AsyncIterator[str]:
         cut = len(self._prefix)
         async for full in self.adapter.scan(self._prefix + prefix):
             if cut or not full.startswith(LOCK_PREFIX):

@@ -418,7 +418,6 @@ class _Call(Generic[T]):
                 logger.exception("undoing an interrupted call failed")
 
 
-
 _shared: LoopThread | None = None
 _shared_lock = threading.Lock()
 _every: weakref.WeakSet[LoopThread] = weakref.WeakSet()  # marked in a forked child
