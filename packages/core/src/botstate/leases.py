@@ -152,8 +152,8 @@ class Lease:
                 await self._unlock(version)
         except Exception as err:
             logger.warning(
-                "could not remove lock %r after a cancelled or failed acquire "
-                "(it expires by itself in %ss): %s",
+                "could not check for a lock %r that a cancelled or failed acquire may have "
+                "written (if it did, the lock expires by itself in %ss): %s",
                 self.key,
                 self.ttl,
                 err,
