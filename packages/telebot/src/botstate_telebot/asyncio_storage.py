@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable, Hashable, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 from telebot.asyncio_storage import StateStorageBase
 
-from botstate.errors import InvalidArgument
+from botstate.adapter import seconds
+from botstate.errors import ConfigError, InvalidArgument, UsageError
+from botstate.locks import Lock
 from botstate.opening import open_storage
 from botstate.storage import TTL, Storage
 from botstate.sync import SyncStorage
@@ -28,6 +32,20 @@ from .records import (
 __all__ = ["AsyncBotstateStateStorage", "AsyncStateData"]
 
 
+def check_settings(prefix: object, ttl: object, lock_timeout: object) -> tuple[float | None, float]:
+    """``(ttl, lock_timeout)`` as seconds; raise if a setting is invalid.
+
+    A ``prefix`` that is not a non-empty str raises ``InvalidArgument``; a
+    ``ttl`` that is not ``None`` or a positive number of seconds (``FOREVER``
+    allowed), or a ``lock_timeout`` that is not ``>= 0`` seconds, raises
+    ``ConfigError``. Called before any storage is opened.
+    """
+    if not prefix or not isinstance(prefix, str):
+        raise InvalidArgument("prefix must be a non-empty str")
+    checked_ttl = None if ttl is None else seconds(ttl, "ttl", forever=True, error=ConfigError)
+    return checked_ttl, seconds(lock_timeout, "lock_timeout", zero=True, error=ConfigError)
+
+
 class AsyncBotstateStateStorage(StateStorageBase):
     """States of an ``AsyncTeleBot`` in any botstate storage, one key per user state.
 
@@ -42,6 +60,13 @@ class AsyncBotstateStateStorage(StateStorageBase):
     private loop, not on the bot's. Keys and records are those of
     :class:`~botstate_telebot.BotstateStateStorage`, so a bot can move
     between ``TeleBot`` and ``AsyncTeleBot`` and keep its users' states.
+
+    ``ttl`` is how long a state lives after its last change (``None``: the
+    storage's default; ``FOREVER``: no expiry). ``lock_timeout`` is how long
+    a ``get_interactive_data`` block waits for another block on the same
+    user before raising ``ConflictError``. Both are checked here: a value
+    that is not a positive number of seconds (``lock_timeout``: ``>= 0``) at
+    most 100 years raises ``ConfigError``, before any storage is opened.
     """
 
     def __init__(
@@ -50,11 +75,14 @@ class AsyncBotstateStateStorage(StateStorageBase):
         *,
         prefix: str = DEFAULT_PREFIX,
         ttl: TTL = None,
+        lock_timeout: float | timedelta = 60.0,
         **options: Any,
     ) -> None:
         super().__init__()
-        if not prefix or not isinstance(prefix, str):
-            raise InvalidArgument("prefix must be a non-empty str")
+        self.ttl, self.lock_timeout = check_settings(prefix, ttl, lock_timeout)
+        # Who holds each key's interactive-data lock (a task, or a thread of the
+        # sync storage), to refuse a nested block on the same key at once.
+        self._holders: dict[str, Hashable] = {}
         if isinstance(storage, SyncStorage):
             raise InvalidArgument(
                 "AsyncBotstateStateStorage needs an async Storage (botstate.open_storage); "
@@ -74,7 +102,6 @@ class AsyncBotstateStateStorage(StateStorageBase):
                 f"not {type(storage).__name__}"
             )
         self.prefix = prefix
-        self.ttl = ttl
 
     def key(
         self,
@@ -186,7 +213,12 @@ class AsyncBotstateStateStorage(StateStorageBase):
         message_thread_id: int | None = None,
         bot_id: int | None = None,
     ) -> AsyncStateData:
-        """``async with storage.get_interactive_data(...) as data:`` — saved on normal exit."""
+        """``async with storage.get_interactive_data(...) as data:`` — saved on normal exit.
+
+        The block holds the user's lock (:meth:`botstate.Storage.lock`) from
+        the read to the save, so blocks on one user run one at a time, across
+        processes on an ATOMIC backend: no change is lost.
+        """
         return AsyncStateData(
             self, chat_id, user_id, business_connection_id, message_thread_id, bot_id
         )
@@ -216,7 +248,21 @@ class AsyncBotstateStateStorage(StateStorageBase):
 
 
 class AsyncStateData:
-    """The context of ``get_interactive_data`` / ``await bot.retrieve_data``."""
+    """The context of ``get_interactive_data`` / ``await bot.retrieve_data``.
+
+    ``async with`` takes the user's lock (``Storage.lock`` of the state key:
+    a lease shared by every process on ATOMIC backends, a per-key lock in
+    this process otherwise), waiting up to the storage's ``lock_timeout``
+    (then ``ConflictError``), and reads a copy of the data (``{}`` without a
+    state). Leaving the block normally saves the dict (nothing is written if
+    there is no state by then); leaving it by an exception saves nothing.
+    Either way the lock is released, so concurrent blocks on one user run one
+    after another and each sees the previous one's changes. If the lease was
+    lost while held (it expired after ``ttl`` seconds of failed renewals),
+    nothing is saved and leaving raises ``ConflictError``. A block may not
+    open another block on the same user (``UsageError``: it would wait for
+    itself).
+    """
 
     def __init__(
         self,
@@ -230,9 +276,31 @@ class AsyncStateData:
         self._owner = owner
         self._where = (chat_id, user_id, business_connection_id, message_thread_id, bot_id)
         self.data: dict[str, Any] = {}
+        self.holder: Hashable | None = None
+        """Who enters the block (``None``: the current task); the sync storage sets its thread."""
+        self._key = ""
+        self._lock: Lock | None = None
+        self._holder: Hashable | None = None
 
     async def __aenter__(self) -> dict[str, Any]:
-        self.data = await self._owner.get_data(*self._where)
+        owner = self._owner
+        key = owner.key(*self._where)
+        holder = self.holder if self.holder is not None else asyncio.current_task()
+        if holder is not None and owner._holders.get(key) == holder:
+            raise UsageError(
+                f"a get_interactive_data/retrieve_data block on {key!r} is already open here; "
+                "nesting one on the same user would wait for itself: use the outer block's data"
+            )
+        lock = owner.storage.lock(key, timeout=owner.lock_timeout)
+        await lock.acquire()
+        try:
+            self.data = await owner.get_data(*self._where)
+        except BaseException:
+            await lock.release()
+            raise
+        self._key, self._lock, self._holder = key, lock, holder
+        if holder is not None:
+            owner._holders[key] = holder
         return self.data
 
     async def __aexit__(
@@ -241,8 +309,17 @@ class AsyncStateData:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            chat_id, user_id, business_connection_id, message_thread_id, bot_id = self._where
-            await self._owner.save(
-                chat_id, user_id, self.data, business_connection_id, message_thread_id, bot_id
-            )
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        try:
+            if exc_type is None and not lock.lost:
+                chat_id, user_id, business_connection_id, message_thread_id, bot_id = self._where
+                await self._owner.save(
+                    chat_id, user_id, self.data, business_connection_id, message_thread_id, bot_id
+                )
+        finally:
+            holders = self._owner._holders
+            if self._holder is not None and holders.get(self._key) == self._holder:
+                del holders[self._key]
+            await lock.__aexit__(exc_type, exc, tb)  # ConflictError if the lease was lost

@@ -8,8 +8,9 @@ and waits, so the two storages cannot drift apart.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Coroutine, Mapping
-from types import TracebackType
+from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from telebot.storage import StateStorageBase
@@ -18,8 +19,9 @@ from botstate.errors import InvalidArgument
 from botstate.storage import TTL, Storage
 from botstate.sync import SyncStorage
 from botstate.sync import open_storage as open_sync_storage
+from botstate.sync.storage import BlockingContext
 
-from .asyncio_storage import AsyncBotstateStateStorage, AsyncStateData
+from .asyncio_storage import AsyncBotstateStateStorage, AsyncStateData, check_settings
 from .records import DEFAULT_PREFIX
 
 __all__ = ["BotstateStateStorage", "StateData"]
@@ -50,7 +52,11 @@ def _interactive(
     def call(self: BotstateStateStorage, /, *args: P.args, **kwargs: P.kwargs) -> StateData:
         return StateData(self.storage, method(self.states, *args, **kwargs))
 
-    call.__doc__ = "``with storage.get_interactive_data(...) as data:`` — saved on normal exit."
+    call.__doc__ = (
+        "``with storage.get_interactive_data(...) as data:`` — saved on normal exit.\n\n"
+        "The block holds the user's lock from the read to the save (see :class:`StateData`): "
+        "blocks on one user from many threads or processes run one at a time, none is lost."
+    )
     return call
 
 
@@ -75,9 +81,13 @@ class BotstateStateStorage(StateStorageBase):
     :class:`~botstate.sync.SyncStorage`, a :class:`~botstate.storage.Storage`
     not yet used elsewhere (wrapped), or ``None`` for ``BOTSTATE_STORAGE``.
     ``ttl`` is how long a state lives after its last change (``None``: the
-    storage's default). Every change is one atomic ``update`` of that user's
-    key, so the worker threads of a threaded ``TeleBot`` (and several bot
-    processes on a shared backend) never lose each other's writes.
+    storage's default). Every method is one atomic ``update`` (or read) of
+    that user's key, and a ``retrieve_data`` block holds the user's lock from
+    its read to its save (waiting up to ``lock_timeout`` seconds for another
+    block, then ``ConflictError``), so the worker threads of a threaded
+    ``TeleBot`` (and several bot processes on an ATOMIC backend) never lose
+    each other's writes. Settings are checked before anything is opened: a
+    bad ``ttl`` or ``lock_timeout`` raises ``ConfigError``.
 
     Methods, keys and records are those of
     :class:`~botstate_telebot.AsyncBotstateStateStorage` (``states``), run on
@@ -91,18 +101,23 @@ class BotstateStateStorage(StateStorageBase):
         *,
         prefix: str = DEFAULT_PREFIX,
         ttl: TTL = None,
+        lock_timeout: float | timedelta = 60.0,
         **options: Any,
     ) -> None:
         super().__init__()
-        if not prefix or not isinstance(prefix, str):
-            raise InvalidArgument("prefix must be a non-empty str")
+        check_settings(prefix, ttl, lock_timeout)  # before a storage is opened
         self.storage: SyncStorage[Any] = _sync_storage(storage, options)
-        self.states = AsyncBotstateStateStorage(self.storage.storage, prefix=prefix, ttl=ttl)
+        self.states = AsyncBotstateStateStorage(
+            self.storage.storage, prefix=prefix, ttl=ttl, lock_timeout=lock_timeout
+        )
         """The async storage doing the work, on botstate's loop (use it only there)."""
 
     prefix: str = _on_states("prefix", "The first part of every key (``telebot``).")
     ttl: TTL = _on_states(
         "ttl", "How long a state lives after its last change (``None``: default)."
+    )
+    lock_timeout: float = _on_states(
+        "lock_timeout", "How long a ``retrieve_data`` block waits for the user's lock."
     )
 
     def key(
@@ -137,34 +152,31 @@ class BotstateStateStorage(StateStorageBase):
     __str__ = __repr__
 
 
-class StateData:
+class StateData(BlockingContext[dict[str, Any]]):
     """The context of ``get_interactive_data`` / ``bot.retrieve_data``.
 
-    ``with`` reads the user's data (a copy, ``{}`` without a state); the dict
-    is saved when the block ends normally (an exception is not swallowed).
+    ``with`` takes the user's lock and reads a copy of the data (``{}``
+    without a state); the dict is saved when the block ends normally, nothing
+    is saved if it raises (the exception is not swallowed), and the lock is
+    released either way, as :class:`~botstate_telebot.AsyncStateData` does on
+    botstate's loop. Ctrl-C while waiting for the lock or the read leaves it
+    free and saves nothing.
     """
 
-    __slots__ = ("_context", "_storage")
+    __slots__ = ("_block",)
 
-    def __init__(self, storage: SyncStorage[Any], context: AsyncStateData) -> None:
-        self._storage = storage
-        self._context = context
+    def __init__(self, storage: SyncStorage[Any], block: AsyncStateData) -> None:
+        super().__init__(storage.runner)
+        self._block = block
 
     @property
     def data(self) -> dict[str, Any]:
         """The data being edited (read on entering the block)."""
-        return self._context.data
+        return self._block.data
 
     def __enter__(self) -> dict[str, Any]:
-        return self._storage.runner.run(self._context.__aenter__())
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._storage.runner.run(self._context.__aexit__(exc_type, exc, tb))
+        self._block.holder = ("thread", threading.get_ident())  # the loop task is not the caller
+        return self._enter(self._block)
 
 
 def _sync_storage(spec: StorageSpec, options: dict[str, Any]) -> SyncStorage[Any]:
