@@ -65,7 +65,7 @@ class LoopThread:
     def __init__(self, name: str = "botstate-sync") -> None:
         self.lock = threading.Lock()
         """Held by whoever runs code on the loop: its thread, or one inline call."""
-        self._try_lock, self._unlock = self.lock.acquire, self.lock.release  # hot path
+        self.try_lock, self.unlock = self.lock.acquire, self.lock.release  # hot path, bound once
         self.loop_wants_lock = False
         """The loop thread waits for :attr:`lock`: no inline call now (for good after a fork)."""
         self.loop = _Loop(_LendingSelector(self))
@@ -148,7 +148,7 @@ class LoopThread:
             self.loop_wants_lock
             or loop.checks_threads
             or _get_running_loop() is not None
-            or not self._try_lock(False)
+            or not self.try_lock(False)
         ):
             return self.run(coro)  # which raises the UsageError, if any
         _set_running_loop(loop)
@@ -160,7 +160,7 @@ class LoopThread:
         finally:
             loop.inline = False
             _set_running_loop(None)
-            self._unlock()
+            self.unlock()
             if loop.scheduled_inline:
                 # The step left callbacks or timers for the loop, asleep in select().
                 loop.scheduled_inline = False
@@ -178,12 +178,12 @@ class LoopThread:
         busy), or the caller runs an event loop or forked: the caller then
         falls back to :meth:`run`, which raises the ``UsageError`` if any.
         """
-        if self.loop_wants_lock or _get_running_loop() is not None or not self._try_lock(False):
+        if self.loop_wants_lock or _get_running_loop() is not None or not self.try_lock(False):
             return NotImplemented  # type: ignore[no-any-return]
         try:
             return fn(*args)
         finally:
-            self._unlock()
+            self.unlock()
 
     def call_here(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run the blocking function ``fn(*args)`` in the calling thread.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -63,6 +64,7 @@ class SyncStorage(Generic[T]):
         )
         self._ops: BlockingOps | None = None
         self._here: Callable[..., Any] = runner.call_inline if inline else runner.call_here
+        self._inline_runner = runner if inline else None
 
     @property
     def storage(self) -> Storage[T]:
@@ -121,7 +123,18 @@ class SyncStorage(Generic[T]):
         ops = self._ops or self._blocking()
         if ops is not None:
             storage = self._storage
-            data = self._here(ops.get, storage.full_key(key))
+            full = storage.full_key(key)
+            runner = self._inline_runner
+            if runner is None:
+                data = self._here(ops.get, full)
+            # The hottest call: LoopThread.call_inline spelled out (a frame fewer).
+            elif runner.loop_wants_lock or _get_running_loop() or not runner.try_lock(False):
+                data = NotImplemented
+            else:
+                try:
+                    data = ops.get(full)
+                finally:
+                    runner.unlock()
             if data is not NotImplemented:
                 return default if data is None else storage.decode(key, data)
         return self._run_plain(self._storage.get(key, default))
