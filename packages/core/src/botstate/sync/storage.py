@@ -38,7 +38,10 @@ class SyncStorage(Generic[T]):
     Each call runs the async method on botstate's private event loop (one
     daemon thread per process) and waits for it, so the semantics are the
     async ones: same keys, codecs, TTLs, errors. Calls from many threads run
-    concurrently on that loop. Calling from a thread that runs an event loop
+    concurrently on that loop. ``get``, ``set``, ``has``, ``delete``, ``ttl``
+    and the batches skip the loop when the adapter offers blocking twins of
+    them (see :class:`~botstate.adapter.BlockingOps`): they then run in the
+    calling thread. Calling from a thread that runs an event loop
     raises :class:`~botstate.errors.UsageError` (use the async API there).
 
     Wrapping an existing ``Storage`` is allowed if it has not been used on
