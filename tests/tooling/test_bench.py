@@ -66,6 +66,16 @@ def test_row_and_summary_show_the_same_target_and_verdict() -> None:
     assert lines[2].endswith("0.50×   ≥0.9×  BELOW")
     assert lines[3].endswith("0.50×       -  info")
     assert lines[4] == "2 cases with a target: 1 ok, 1 BELOW; 1 informational"
+    assert len(lines) == 5  # no miss states a bound: nothing more
+
+
+def test_summary_lists_each_miss_with_its_profiled_bound_after_the_count() -> None:
+    met = Result("memory", "set", 10, 3, 120.0, 100.0, 1.2, 0.9, bound="never shown: met")
+    bounded = Result("memory", "get", 10, 3, 85.0, 100.0, 0.85, 0.9, bound="ceiling 0.86×")
+    plain = Result("sqlite", "get", 10, 3, 50.0, 100.0, 0.5, 0.9)
+    lines = summary([met, bounded, plain]).splitlines()
+    assert lines[4] == "3 cases with a target: 1 ok, 2 BELOW; 0 informational"
+    assert lines[5:] == ["BELOW with a profiled bound (1 of 2):", "  memory get: ceiling 0.86×"]
 
 
 def test_sequentially_awaits_each_item_in_order_with_the_extra_arguments() -> None:

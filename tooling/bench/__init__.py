@@ -42,6 +42,9 @@ class Result:
     note: str = ""
     ours_seconds: list[float] = field(default_factory=list)
     raw_seconds: list[float] = field(default_factory=list)
+    bound: str = ""
+    """Where a profile shows the target is out of reach without dropping a guarantee:
+    the ceiling it found and where the profile is written down (printed for a miss)."""
 
     @property
     def meets(self) -> bool | None:
@@ -87,11 +90,13 @@ class Bench:
         target: float | None = None,
         setup: Callable[[], Awaitable[object]] | None = None,
         note: str = "",
+        bound: str = "",
     ) -> Result:
         """Time ``ours()`` and ``raw()`` (each doing ``ops`` operations) over several rounds.
 
         One warm-up call of each, then ``rounds`` rounds alternating which side
-        goes first. ``setup`` runs before every timed call (untimed).
+        goes first. ``setup`` runs before every timed call (untimed). ``bound``:
+        see :attr:`Result.bound`.
         """
         rounds = self.round_count()
         ours_times: list[float] = []
@@ -124,6 +129,7 @@ class Bench:
             note,
             [round(t, 6) for t in ours_times],
             [round(t, 6) for t in raw_times],
+            bound,
         )
         self.results.append(result)
         print(_row(result), flush=True)
@@ -203,7 +209,11 @@ HEADER = (
 
 
 def summary(results: list[Result]) -> str:
-    """A compact table of every case: ratio, target and verdict, then the count of misses."""
+    """A compact table of every case: ratio, target and verdict, then the count of misses.
+
+    A miss whose case states a bound (a profiled ceiling below the target) is
+    listed again after the count, with that bound.
+    """
     lines = [f"{'group':<8} {'case':<40} {'ratio':>7} {'target':>7}  verdict"]
     for r in results:
         target, verdict = r.target_text or "-", r.verdict or "info"
@@ -214,6 +224,10 @@ def summary(results: list[Result]) -> str:
         f"{len(judged)} cases with a target: {len(judged) - len(below)} ok, {len(below)} BELOW; "
         f"{len(results) - len(judged)} informational"
     )
+    bounded = [r for r in below if r.bound]
+    if bounded:
+        lines.append(f"BELOW with a profiled bound ({len(bounded)} of {len(below)}):")
+        lines.extend(f"  {r.group} {r.case}: {r.bound}" for r in bounded)
     return "\n".join(lines)
 
 

@@ -162,6 +162,7 @@ async def session_cases(
     codec: Codec[Any] | str = "json",
     codec_label: str | None = None,
     targets: tuple[float | None, float | None] = (None, None),
+    bounds: tuple[str, str] = ("", ""),
 ) -> None:
     """One handler per session key: load, change one field, save; then load without a change.
 
@@ -169,7 +170,8 @@ async def session_cases(
     ``writes()``, if given, counts the adapter's writes, to show that an
     unchanged session writes nothing. ``codec`` is the sessions' storage codec;
     ``codec_label`` names it in the case names (for a codec other than the default).
-    ``targets`` are the (open/save, open unchanged) ratio targets, if any.
+    ``targets`` are the (open/save, open unchanged) ratio targets, if any;
+    ``bounds`` their profiled ceilings where below the target (``Result.bound``).
 
     The raw side does less than a session must (issue 14): no key check, no
     lock, no versioned read, and, in the unchanged case, no change detection
@@ -234,6 +236,7 @@ async def session_cases(
         raw=raw_save,
         ops=sessions,
         target=targets[0],
+        bound=bounds[0],
         note=ours_note + f"get + json.loads + modify + json.dumps + set, same TTL ({raw_note})",
     )
     before = writes() if writes else 0
@@ -244,6 +247,7 @@ async def session_cases(
         raw=raw_read,
         ops=sessions,
         target=targets[1],
+        bound=bounds[1],
         note="ours: one read, no write; raw: get + json.loads",
     )
     if writes is not None:
