@@ -103,6 +103,7 @@ def _image(data: Any) -> bytes | None:
 
 
 _UNREAD = _Stored(read=False)
+_UNDECODED: Any = object()  # Sessions._loaded() without an already decoded value
 
 
 _Write: TypeAlias = "tuple[bytes | None, float | None, dict[str, Any] | None]"
@@ -128,6 +129,7 @@ class Session(Generic[T]):
         "_before",
         "_data",
         "_entry",
+        "_full",
         "_held",
         "_lazy",
         "_lease",
@@ -140,12 +142,14 @@ class Session(Generic[T]):
     def __init__(
         self,
         sessions: Sessions[T],
-        entry: Entry,
+        key: str,
+        full: str,
         lazy: bool,
         before: tuple[Session[Any], ...] = (),
     ) -> None:
-        self.key = entry.key
-        self._entry = entry  # the storage key, validated once per open()
+        self.key = key
+        self._full = full  # the storage key (sessions.storage.full_key(key): validated)
+        self._entry: Entry | None = None  # made by _the_entry() when first needed
         self._sessions = sessions
         self._lazy = lazy
         # Sessions that must be locked before this one (MultiSessions: the parts
@@ -190,13 +194,13 @@ class Session(Generic[T]):
         if self._stored is None and not self._assigned:
             if not self._take_now():
                 self._lease = await self._acquire()
-            reading = self._sessions._reading(self._entry, self._lease)
+            reading = self._sessions._reading(self._the_entry(), self._lease)
             self._got(None if reading is None else await reading)
         return self._data  # type: ignore[return-value]
 
     def _got(self, got: Any) -> None:
         """Take what :meth:`Sessions._reading` returned as this block's data and stored state."""
-        self._data, self._stored = self._sessions._loaded(self._entry, got, self._lease)
+        self._data, self._stored = self._sessions._loaded(self.key, got, self._lease)
 
     @property
     def changed(self) -> bool:
@@ -245,7 +249,7 @@ class Session(Generic[T]):
             await self._write(stored, plan)
 
     async def _write(self, stored: _Stored, plan: _Write) -> None:
-        self._stored = await self._sessions._save(self._entry, plan, stored, self._lease)
+        self._stored = await self._sessions._save(self._the_entry(), plan, stored, self._lease)
 
     async def _finish(self) -> _EntryLease | None:
         """On a normal exit with ``isolation="distributed"``: hand what to save to the lease.
@@ -261,6 +265,13 @@ class Session(Generic[T]):
             return None
         lease.finish(plan[0], plan[2])
         return lease
+
+    def _the_entry(self) -> Entry:
+        """This session's :class:`Entry` (made once, when a block first needs one)."""
+        entry = self._entry
+        if entry is None:
+            entry = self._entry = Entry(self._sessions.storage, self.key)
+        return entry
 
     # -- the block: lock, load, save, unlock --------------------------------
     def _take_now(self) -> bool:
@@ -281,7 +292,7 @@ class Session(Generic[T]):
             return self._lease
         for earlier in self._before:
             await earlier._acquire()
-        lock, lease = self._sessions._lock(self._entry)
+        lock, lease = self._sessions._lock(self._the_entry())
         if lock is None:
             return None
         self._lock, self._lease = lock, lease  # first: a concurrent load() does not lock twice
@@ -323,10 +334,29 @@ class Session(Generic[T]):
             try:
                 if self._take_now():
                     # load() without its coroutine for a free key, and _reading() and
-                    # _got() inlined: every handler's hot path.
-                    sessions, entry = self._sessions, self._entry
-                    got: Any = await (entry.get_versioned() if sessions._atomic else entry.get())
-                    self._data, self._stored = sessions._loaded(entry, got, None)
+                    # _got() inlined, on the adapter itself (no Entry made: a block
+                    # that only reads needs none): every handler's hot path.
+                    sessions = self._sessions
+                    adapter = sessions._adapter
+                    atomic = sessions._atomic
+                    got: Any = await (
+                        adapter.get_versioned(self._full) if atomic else adapter.get(self._full)
+                    )
+                    if got is None or sessions._convert is not None:
+                        self._data, self._stored = sessions._loaded(self.key, got, None)
+                        return self
+                    raw, version = got if atomic else (got, None)
+                    stored = sessions.storage.decode(self.key, raw)
+                    if not sessions._is_current(stored):
+                        self._data, self._stored = sessions._loaded(self.key, got, None, stored)
+                        return self
+                    # _loaded()'s common case (no lock in it, no migration, no type) inlined.
+                    data = self._data = stored[_D]
+                    try:  # _image(data) inlined
+                        image: bytes | None = marshal.dumps(data, 2)
+                    except ValueError:
+                        image = None
+                    self._stored = _Stored(True, raw, None, version, atomic, stored.get(_E), image)
                 else:
                     await self.load()
             except BaseException:
@@ -464,6 +494,7 @@ class Sessions(Generic[T]):
         self._process = isolation == "process"
         # ATOMIC adapters: every mode reads with a version and saves compare-and-set.
         self._atomic = Capability.ATOMIC in storage.adapter.capabilities
+        self._adapter = storage.adapter  # a session's read goes to it directly
         self._locks = KeyedLock()  # isolation="process" (and "distributed": waiters queue here)
         self._lock_tasks: set[asyncio.Task[Any]] = set()  # lease cleanups still running
         self._unsubscribe: Callable[[], None] | None = None
@@ -495,15 +526,15 @@ class Sessions(Generic[T]):
         """
         # _scope(target, lazy, ()) inlined: opening is every handler's hot path.
         key = target if self.key is None and type(target) is str else self.key_for(target)
-        entry = Entry(self.storage, key)  # validated before any lock
-        return Session(self, entry, self.lazy if lazy is None else lazy)
+        full = self.storage.full_key(key)  # validated before any lock
+        return Session(self, key, full, self.lazy if lazy is None else lazy)
 
     def _scope(
         self, target: Any, lazy: bool | None, before: tuple[Session[Any], ...]
     ) -> Session[T]:
         key = target if self.key is None and type(target) is str else self.key_for(target)
-        entry = Entry(self.storage, key)  # validated before any lock
-        return Session(self, entry, self.lazy if lazy is None else lazy, before)
+        full = self.storage.full_key(key)  # validated before any lock
+        return Session(self, key, full, self.lazy if lazy is None else lazy, before)
 
     def handler(
         self, key: Callable[..., Any] | None = None, *, arg: str = "session"
@@ -573,14 +604,13 @@ class Sessions(Generic[T]):
         return entry.get_versioned() if self._atomic else entry.get()
 
     def _loaded(
-        self, entry: Entry, got: Any, lease: _EntryLease | None
+        self, key: str, got: Any, lease: _EntryLease | None, decoded: Any = _UNDECODED
     ) -> tuple[T | None, _Stored]:
         """From what :meth:`_reading` got: the current data (migrated, or ``initial()``)
-        and what is stored.
+        and what is stored. ``decoded``: the stored bytes already decoded, if they were.
 
         Bytes, not values: saving compares the bytes it would write with these.
         """
-        key = entry.key
         version: Version | None = None
         versioned = self._atomic and lease is None
         stored: Any = None
@@ -592,7 +622,7 @@ class Sessions(Generic[T]):
             else:
                 raw = got
             if raw is not None:
-                stored = self.storage.decode(key, raw)
+                stored = self.storage.decode(key, raw) if decoded is _UNDECODED else decoded
                 if self._convert is None and self._is_current(stored):
                     # The common case (no lock in it, no migration, no type) in short.
                     data = stored[_D]
