@@ -57,7 +57,10 @@ class KeyedLock:
 
     def give_back(self, key: str, waiters: list[asyncio.Future[None]]) -> None:
         """Release the lock of ``key`` taken by :meth:`take` (``waiters`` is what it returned)."""
-        _hand_over(self._locks, key, waiters)
+        if waiters:
+            _hand_over(self._locks, key, waiters)
+        else:
+            del self._locks[key]  # nobody waits: the usual case, without a call
 
     def try_hold(self, key: str) -> Hold | None:
         """The lock of ``key``, held, if it was free (no await); ``None`` if it is taken."""

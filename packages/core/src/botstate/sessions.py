@@ -381,8 +381,11 @@ class Session(Generic[T]):
         except BaseException:
             await self._release(quiet=True)
             raise
-        if self._lock is None:
-            self._let_go()  # the in-process lock taken at once (or none): no await
+        if self._lock is None:  # the in-process lock taken at once (or none): no await
+            held = self._held
+            if held is not None:  # self._let_go() inlined
+                self._held = None
+                self._sessions._locks.give_back(self.key, held)
             return
         await self._release(quiet=exc_type is not None)
 
