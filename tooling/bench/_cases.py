@@ -180,7 +180,8 @@ async def session_cases(
     every guarantee with no structure at all (``python -m
     tooling.bench.session_floor``) reaches about 0.68× (unchanged) and 0.78×
     (open/save) against this raw side on the memory adapter, below the 0.7× /
-    0.8× targets; on SQLite the I/O hides most of it (about 0.95×).
+    0.8× targets; on SQLite the I/O hides most of it (about 1.0×, ``python -m
+    tooling.bench.session_floor_sqlite``).
     """
     storage: Storage[Any] = Storage(adapter, namespace="bench", codec=codec)
     save_case = "session open/save (one field changed)"

@@ -45,6 +45,23 @@ class KeyedLock:
         """The lock of ``key``: ``async with`` it, or ``acquire()``/``release()`` it once."""
         return Hold(self._locks, key)
 
+    def take(self, key: str) -> list[asyncio.Future[None]] | None:
+        """Hold the lock of ``key`` if it is free (no await, no lock object): the key's
+        waiter list, to pass to :meth:`give_back` once; ``None`` if it is taken."""
+        locks = self._locks
+        if key in locks:
+            return None
+        waiters: list[asyncio.Future[None]] = []
+        locks[key] = waiters
+        return waiters
+
+    def give_back(self, key: str, waiters: list[asyncio.Future[None]]) -> None:
+        """Release the lock of ``key`` taken by :meth:`take` (``waiters`` is what it returned)."""
+        if waiters:
+            _hand_over(self._locks, key, waiters)
+        else:
+            del self._locks[key]  # nobody waits: the usual case, without a call
+
     def try_hold(self, key: str) -> Hold | None:
         """The lock of ``key``, held, if it was free (no await); ``None`` if it is taken."""
         if key in self._locks:
@@ -104,14 +121,8 @@ class Hold:
     def release(self) -> None:
         """Release the lock (no-op if this hold does not have it)."""
         waiters, self._held = self._held, None
-        if waiters is None:
-            return
-        while waiters:
-            handed = waiters.pop(0)  # waiters are few: a list beats a deque to create
-            if not handed.done():
-                handed.set_result(None)  # the lock is that waiter's now
-                return
-        del self._locks[self._key]
+        if waiters is not None:
+            _hand_over(self._locks, self._key, waiters)
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -123,6 +134,18 @@ class Hold:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _hand_over(
+    locks: dict[str, list[asyncio.Future[None]]], key: str, waiters: list[asyncio.Future[None]]
+) -> None:
+    """Pass the held lock of ``key`` to its first waiter still waiting, or free the key."""
+    while waiters:
+        handed = waiters.pop(0)  # waiters are few: a list beats a deque to create
+        if not handed.done():
+            handed.set_result(None)  # the lock is that waiter's now
+            return
+    del locks[key]
 
 
 class Lock:

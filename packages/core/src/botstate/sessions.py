@@ -103,6 +103,7 @@ def _image(data: Any) -> bytes | None:
 
 
 _UNREAD = _Stored(read=False)
+_UNDECODED: Any = object()  # Sessions._loaded() without an already decoded value
 
 
 _Write: TypeAlias = "tuple[bytes | None, float | None, dict[str, Any] | None]"
@@ -117,15 +118,49 @@ class Session(Generic[T]):
     to replace it, set it to ``None`` or call :meth:`clear` to delete the
     session. A lazy session reads storage only on ``await session.load()``;
     its ``data`` before that raises :class:`~botstate.errors.UsageError`.
+
+    :meth:`Sessions.open` returns it unentered: ``async with`` it once (the
+    block locks, loads, saves and unlocks; see ``__aenter__``/``__aexit__``).
+    The session is its own context manager, so opening one makes one object.
     """
 
-    def __init__(self, sessions: Sessions[T], entry: Entry, scope: _SessionScope[T]) -> None:
-        self.key = entry.key
-        self._entry = entry  # the storage key, validated once per open()
+    __slots__ = (
+        "_assigned",
+        "_before",
+        "_data",
+        "_entry",
+        "_full",
+        "_held",
+        "_lazy",
+        "_lease",
+        "_lock",
+        "_sessions",
+        "_stored",
+        "key",
+    )
+
+    def __init__(
+        self,
+        sessions: Sessions[T],
+        key: str,
+        full: str,
+        lazy: bool,
+        before: tuple[Session[Any], ...] = (),
+    ) -> None:
+        self.key = key
+        self._full = full  # the storage key (sessions.storage.full_key(key): validated)
+        self._entry: Entry | None = None  # made by _the_entry() when first needed
         self._sessions = sessions
-        # Takes the block's lock (once) before any I/O: its _acquire() returns the
-        # entry's lease (isolation="distributed"), which read the entry while taking it.
-        self._scope = scope
+        self._lazy = lazy
+        # Sessions that must be locked before this one (MultiSessions: the parts
+        # before it), so lazy parts loaded in any order still lock in one order.
+        self._before = before
+        # The block's lock, taken once before any I/O: ``_held`` when a free key was
+        # taken at once in-process (the key's waiter list, no lock object), else
+        # ``_lock``; _acquire() returns the entry's lease (isolation="distributed"),
+        # which read the entry while taking it.
+        self._held: list[asyncio.Future[None]] | None = None
+        self._lock: Lock | Hold | None = None
         self._lease: _EntryLease | None = None  # set once the lock is taken
         self._stored: _Stored | None = None  # None: storage not read in this block
         self._data: T | None = None
@@ -157,15 +192,15 @@ class Session(Generic[T]):
     async def load(self) -> T:
         """Read the session (once) and return its data; lazy sessions need this."""
         if self._stored is None and not self._assigned:
-            if not self._scope._take_now():
-                self._lease = await self._scope._acquire()
-            reading = self._sessions._reading(self._entry, self._lease)
+            if not self._take_now():
+                self._lease = await self._acquire()
+            reading = self._sessions._reading(self._the_entry(), self._lease)
             self._got(None if reading is None else await reading)
         return self._data  # type: ignore[return-value]
 
     def _got(self, got: Any) -> None:
         """Take what :meth:`Sessions._reading` returned as this block's data and stored state."""
-        self._data, self._stored = self._sessions._loaded(self._entry, got, self._lease)
+        self._data, self._stored = self._sessions._loaded(self.key, got, self._lease)
 
     @property
     def changed(self) -> bool:
@@ -173,6 +208,20 @@ class Session(Generic[T]):
         if not self.loaded:
             return False
         return self._sessions._plan(self.key, self._data, self._stored or _UNREAD) is not None
+
+    def _unchanged(self) -> bool:
+        """Whether the data read is certainly unchanged (so saving writes nothing).
+
+        The usual exit, in short: its image (see :func:`_image`) is the one
+        taken on load. ``False`` means "ask :meth:`_saving`", not "changed".
+        """
+        stored = self._stored
+        if stored is None or stored.image is None or self._data is None:
+            return False
+        try:
+            return marshal.dumps(self._data, 2) == stored.image  # type: ignore[arg-type]
+        except ValueError:  # now holds what marshal refuses: not the data imaged
+            return False
 
     def _saving(self) -> Awaitable[None] | None:
         """What the block's normal exit awaits to save; ``None``: nothing to save, no I/O."""
@@ -194,13 +243,13 @@ class Session(Generic[T]):
             if not self._assigned:
                 return  # nothing read, nothing assigned: nothing to save
             stored = _UNREAD
-            self._lease = await self._scope._acquire()  # assigned without load(): write locked
+            self._lease = await self._acquire()  # assigned without load(): write locked
         plan = self._sessions._plan(self.key, self._data, stored)
         if plan is not None:
             await self._write(stored, plan)
 
     async def _write(self, stored: _Stored, plan: _Write) -> None:
-        self._stored = await self._sessions._save(self._entry, plan, stored, self._lease)
+        self._stored = await self._sessions._save(self._the_entry(), plan, stored, self._lease)
 
     async def _finish(self) -> _EntryLease | None:
         """On a normal exit with ``isolation="distributed"``: hand what to save to the lease.
@@ -210,12 +259,135 @@ class Session(Generic[T]):
         """
         if self._stored is None and not self._assigned:
             return None
-        lease = self._lease = await self._scope._acquire()
+        lease = self._lease = await self._acquire()
         plan = self._sessions._plan(self.key, self._data, self._stored or _UNREAD)
         if lease is None or plan is None:
             return None
         lease.finish(plan[0], plan[2])
         return lease
+
+    def _the_entry(self) -> Entry:
+        """This session's :class:`Entry` (made once, when a block first needs one)."""
+        entry = self._entry
+        if entry is None:
+            entry = self._entry = Entry(self._sessions.storage, self.key)
+        return entry
+
+    # -- the block: lock, load, save, unlock --------------------------------
+    def _take_now(self) -> bool:
+        """Hold this block's lock now if that needs no wait and no I/O; ``False``: await
+        :meth:`_acquire`. (A handler's usual case, isolation "none" or "process" on a
+        free key, without the awaits.)"""
+        if self._held is not None or self._lock is not None or self._before:
+            return False
+        sessions = self._sessions
+        if sessions._process:
+            self._held = sessions._locks.take(self.key)
+            return self._held is not None
+        return sessions.isolation == "none"
+
+    async def _acquire(self) -> _EntryLease | None:
+        """Take this block's lock (after the earlier parts' locks), once; return its lease."""
+        if self._held is not None or self._lock is not None:
+            return self._lease
+        for earlier in self._before:
+            await earlier._acquire()
+        lock, lease = self._sessions._lock(self._the_entry())
+        if lock is None:
+            return None
+        self._lock, self._lease = lock, lease  # first: a concurrent load() does not lock twice
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._lock = self._lease = None
+            raise
+        return lease
+
+    def _let_go(self) -> None:
+        """Release the in-process lock taken by :meth:`_take_now`, if held."""
+        held, self._held = self._held, None
+        if held is not None:
+            self._sessions._locks.give_back(self.key, held)
+
+    async def _release(self, *, quiet: bool) -> None:
+        self._let_go()
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        if not isinstance(lock, Lock):
+            lock.release()  # the in-process lock (isolation="process")
+            return
+        lease = self._lease
+        saving = lease is not None and lease.saving and not quiet
+        try:
+            await lock.release()  # distributed: writes the session's change and unlocks at once
+        except Exception as err:
+            if not quiet:
+                raise
+            logger.warning("releasing the lock of session %r failed: %s", self.key, err)
+            return
+        if saving and lock.lost:
+            raise _lost_lease(self.key)
+
+    async def __aenter__(self) -> Session[T]:
+        if not self._lazy:
+            try:
+                if self._take_now():
+                    # load() without its coroutine for a free key, and _reading() and
+                    # _got() inlined, on the adapter itself (no Entry made: a block
+                    # that only reads needs none): every handler's hot path.
+                    sessions = self._sessions
+                    adapter = sessions._adapter
+                    atomic = sessions._atomic
+                    got: Any = await (
+                        adapter.get_versioned(self._full) if atomic else adapter.get(self._full)
+                    )
+                    if got is None or sessions._convert is not None:
+                        self._data, self._stored = sessions._loaded(self.key, got, None)
+                        return self
+                    raw, version = got if atomic else (got, None)
+                    stored = sessions.storage.decode(self.key, raw)
+                    if not sessions._is_current(stored):
+                        self._data, self._stored = sessions._loaded(self.key, got, None, stored)
+                        return self
+                    # _loaded()'s common case (no lock in it, no migration, no type) inlined.
+                    data = self._data = stored[_D]
+                    try:  # _image(data) inlined
+                        image: bytes | None = marshal.dumps(data, 2)
+                    except ValueError:
+                        image = None
+                    self._stored = _Stored(True, raw, None, version, atomic, stored.get(_E), image)
+                else:
+                    await self.load()
+            except BaseException:
+                await self._release(quiet=True)
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                if self._sessions._distributed:
+                    await self._finish()  # the release below saves
+                elif not self._unchanged():
+                    saving = self._saving()
+                    if saving is not None:
+                        await saving
+        except BaseException:
+            await self._release(quiet=True)
+            raise
+        if self._lock is None:  # the in-process lock taken at once (or none): no await
+            held = self._held
+            if held is not None:  # self._let_go() inlined
+                self._held = None
+                self._sessions._locks.give_back(self.key, held)
+            return
+        await self._release(quiet=exc_type is not None)
 
     def __repr__(self) -> str:
         state = repr(self._data) if self.loaded else "<not loaded>"
@@ -325,6 +497,7 @@ class Sessions(Generic[T]):
         self._process = isolation == "process"
         # ATOMIC adapters: every mode reads with a version and saves compare-and-set.
         self._atomic = Capability.ATOMIC in storage.adapter.capabilities
+        self._adapter = storage.adapter  # a session's read goes to it directly
         self._locks = KeyedLock()  # isolation="process" (and "distributed": waiters queue here)
         self._lock_tasks: set[asyncio.Task[Any]] = set()  # lease cleanups still running
         self._unsubscribe: Callable[[], None] | None = None
@@ -348,7 +521,7 @@ class Sessions(Generic[T]):
             )
         return target
 
-    def open(self, target: Any = None, *, lazy: bool | None = None) -> _SessionScope[T]:
+    def open(self, target: Any = None, *, lazy: bool | None = None) -> Session[T]:
         """Open the session of ``target`` (a key, or what the key function takes).
 
         Use as ``async with sessions.open(update) as session``. Saves on normal
@@ -356,15 +529,15 @@ class Sessions(Generic[T]):
         """
         # _scope(target, lazy, ()) inlined: opening is every handler's hot path.
         key = target if self.key is None and type(target) is str else self.key_for(target)
-        entry = Entry(self.storage, key)  # validated before any lock
-        return _SessionScope(self, entry, self.lazy if lazy is None else lazy)
+        full = self.storage.full_key(key)  # validated before any lock
+        return Session(self, key, full, self.lazy if lazy is None else lazy)
 
     def _scope(
-        self, target: Any, lazy: bool | None, before: tuple[_SessionScope[Any], ...]
-    ) -> _SessionScope[T]:
+        self, target: Any, lazy: bool | None, before: tuple[Session[Any], ...]
+    ) -> Session[T]:
         key = target if self.key is None and type(target) is str else self.key_for(target)
-        entry = Entry(self.storage, key)  # validated before any lock
-        return _SessionScope(self, entry, self.lazy if lazy is None else lazy, before)
+        full = self.storage.full_key(key)  # validated before any lock
+        return Session(self, key, full, self.lazy if lazy is None else lazy, before)
 
     def handler(
         self, key: Callable[..., Any] | None = None, *, arg: str = "session"
@@ -434,14 +607,13 @@ class Sessions(Generic[T]):
         return entry.get_versioned() if self._atomic else entry.get()
 
     def _loaded(
-        self, entry: Entry, got: Any, lease: _EntryLease | None
+        self, key: str, got: Any, lease: _EntryLease | None, decoded: Any = _UNDECODED
     ) -> tuple[T | None, _Stored]:
         """From what :meth:`_reading` got: the current data (migrated, or ``initial()``)
-        and what is stored.
+        and what is stored. ``decoded``: the stored bytes already decoded, if they were.
 
         Bytes, not values: saving compares the bytes it would write with these.
         """
-        key = entry.key
         version: Version | None = None
         versioned = self._atomic and lease is None
         stored: Any = None
@@ -453,7 +625,7 @@ class Sessions(Generic[T]):
             else:
                 raw = got
             if raw is not None:
-                stored = self.storage.decode(key, raw)
+                stored = self.storage.decode(key, raw) if decoded is _UNDECODED else decoded
                 if self._convert is None and self._is_current(stored):
                     # The common case (no lock in it, no migration, no type) in short.
                     data = stored[_D]
@@ -805,117 +977,6 @@ class _EntryLease(Lease):
         return True
 
 
-class _SessionScope(Generic[T]):
-    """``async with sessions.open(...)``: lock, load, yield the session, save, unlock."""
-
-    __slots__ = ("_before", "_entry", "_lazy", "_lease", "_lock", "_session", "_sessions")
-
-    def __init__(
-        self,
-        sessions: Sessions[T],
-        entry: Entry,
-        lazy: bool,
-        before: tuple[_SessionScope[Any], ...] = (),
-    ) -> None:
-        self._sessions = sessions
-        self._entry = entry
-        self._lazy = lazy
-        # Scopes that must be locked before this one (MultiSessions: the parts
-        # before it), so lazy parts loaded in any order still lock in one order.
-        self._before = before
-        self._lock: Lock | Hold | None = None
-        self._lease: _EntryLease | None = None  # isolation="distributed"
-        self._session: Session[T] | None = None
-
-    def _take_now(self) -> bool:
-        """Hold this block's lock now if that needs no wait and no I/O; ``False``: await
-        :meth:`_acquire`. (A handler's usual case, isolation "none" or "process" on a
-        free key, without the awaits.)"""
-        if self._lock is not None or self._before:
-            return False
-        sessions = self._sessions
-        if sessions._process:
-            self._lock = sessions._locks.try_hold(self._entry.key)
-            return self._lock is not None
-        return sessions.isolation == "none"
-
-    async def _acquire(self) -> _EntryLease | None:
-        """Take this block's lock (after the earlier parts' locks), once; return its lease."""
-        if self._lock is not None:
-            return self._lease
-        for earlier in self._before:
-            await earlier._acquire()
-        lock, lease = self._sessions._lock(self._entry)
-        if lock is None:
-            return None
-        self._lock, self._lease = lock, lease  # first: a concurrent load() does not lock twice
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._lock = self._lease = None
-            raise
-        return lease
-
-    async def _release(self, *, quiet: bool) -> None:
-        lock, self._lock = self._lock, None
-        if lock is None:
-            return
-        if not isinstance(lock, Lock):
-            lock.release()  # the in-process lock (isolation="process")
-            return
-        lease = self._lease
-        saving = lease is not None and lease.saving and not quiet
-        try:
-            await lock.release()  # distributed: writes the session's change and unlocks at once
-        except Exception as err:
-            if not quiet:
-                raise
-            logger.warning("releasing the lock of session %r failed: %s", self._entry.key, err)
-            return
-        if saving and lock.lost:
-            raise _lost_lease(self._entry.key)
-
-    async def __aenter__(self) -> Session[T]:
-        session: Session[T] = Session(self._sessions, self._entry, self)
-        self._session = session
-        if not self._lazy:
-            try:
-                if self._take_now():  # load() without its coroutine, for a free key
-                    reading = self._sessions._reading(self._entry, None)
-                    session._got(None if reading is None else await reading)
-                else:
-                    await session.load()
-            except BaseException:
-                await self._release(quiet=True)
-                raise
-        return session
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        session = self._session
-        try:
-            if exc_type is None and session is not None:
-                if self._sessions._distributed:
-                    await session._finish()  # the release below saves
-                else:
-                    saving = session._saving()
-                    if saving is not None:
-                        await saving
-        except BaseException:
-            await self._release(quiet=True)
-            raise
-        lock = self._lock
-        if type(lock) is Hold:  # the in-process lock: released without an await
-            self._lock = None
-            lock.release()
-            return
-        await self._release(quiet=exc_type is not None)
-
-
 class MultiSession(Generic[S]):
     """Several named sessions opened together: ``multi["user"]`` or ``multi.user``."""
 
@@ -962,7 +1023,7 @@ class MultiSessions:
     ) -> AsyncIterator[MultiSession[Session[Any]]]:
         async with AsyncExitStack() as stack:
             opened: dict[str, Session[Any]] = {}
-            scopes: list[_SessionScope[Any]] = []
+            scopes: list[Session[Any]] = []
             for name, part in self.parts.items():
                 scope = part._scope(target, lazy, tuple(scopes))
                 scopes.append(scope)

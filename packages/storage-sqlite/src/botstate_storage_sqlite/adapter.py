@@ -24,7 +24,7 @@ from botstate.adapter import BaseAdapter, Clock, ExpiryEvent, Version, int_versi
 from . import writer as w
 from .blocking import SqliteBlocking
 from .config import SqliteConfig
-from .reads import fetch_all, fetch_many
+from .reads import fetch_all, fetch_many, fetch_one
 from .schema import Statements, is_busy, prepare
 from .worker import Worker
 
@@ -326,14 +326,15 @@ class SqliteAdapter(BaseAdapter):
 
     # -- the contract -----------------------------------------------------
     async def get(self, key: str) -> bytes | None:
-        db = await self._reader()
-        try:  # inlined _fetch: the hottest path
-            rows = await db.call(fetch_all, self._sql.get, (key, self.clock()))
+        db = self._db  # the hottest path: _reader() and _fetch inlined, as in get_versioned
+        purger = self._purger
+        if db is None or self._closed or (purger is not None and purger.done()):
+            db = await self._reader()
+        try:
+            row = await db.call(fetch_one, self._sql.get, (key, self.clock()))
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, "get") from err
-        for row in rows:
-            return row[0]  # type: ignore[no-any-return]
-        return None
+        return None if row is None else row[0]
 
     async def has(self, key: str) -> bool:
         return bool(await self._fetch(self._sql.has, (key, self.clock()), "has"))
@@ -389,14 +390,20 @@ class SqliteAdapter(BaseAdapter):
         return rows[0][0] if rows else None
 
     async def get_versioned(self, key: str) -> tuple[bytes, Version] | None:
-        db = await self._reader()
-        try:  # inlined _fetch, as in get: a session's read on this adapter
-            rows = await db.call(fetch_all, self._sql.get_versioned, (key, self.clock()))
+        # A session's read on this adapter, so spelled out: _reader() awaited only when
+        # the connection is not open yet (or its purger's loop ended), and the row
+        # (value, version) is the tuple sqlite3 made (no row factory on the reader).
+        db = self._db
+        purger = self._purger
+        if db is None or self._closed or (purger is not None and purger.done()):
+            db = await self._reader()
+        try:
+            row: tuple[bytes, Version] | None = await db.call(
+                fetch_one, self._sql.get_versioned, (key, self.clock())
+            )
         except (sqlite3.Error, ValueError) as err:
             raise self._wrap(err, "get_versioned") from err
-        for row in rows:
-            return row[0], row[1]
-        return None
+        return row
 
     async def set_if(
         self,

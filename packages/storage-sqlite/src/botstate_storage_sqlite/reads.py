@@ -13,12 +13,17 @@ from typing import Any
 from .schema import Statements
 from .writer import CHUNK
 
-__all__ = ["fetch_all", "fetch_many"]
+__all__ = ["fetch_all", "fetch_many", "fetch_one"]
 
 
 def fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
     """Every row ``sql`` selects with ``params``."""
     return conn.execute(sql, params).fetchall()
+
+
+def fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    """The first row ``sql`` selects with ``params`` (a plain tuple), or ``None``."""
+    return conn.execute(sql, params).fetchone()
 
 
 def fetch_many(

@@ -17,7 +17,6 @@ one hop to the worker and back, no event loop involved.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import queue
 import sqlite3
@@ -64,14 +63,20 @@ class Worker:
             await self.close()
             raise
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(connection, *args)`` on the worker thread and return its result."""
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue ``fn(connection, *args)`` for the worker thread; await the future for its result.
+
+        A plain method returning the future (no coroutine around it: one frame
+        fewer per read, on both the way in and the way back). Raises
+        ``ValueError`` at once if the worker is closed. Call it from a running
+        event loop; cancelling the wait cancels the future, not the job.
+        """
         if self._stopped:
             raise ValueError("the SQLite connection is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, args, loop, future))
-        return await future
+        return future
 
     def call_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` on the worker thread, blocking this thread until done.
@@ -209,9 +214,12 @@ def _deliver(
     result: Any,
     error: BaseException | None,
 ) -> None:
-    # A RuntimeError means the caller's event loop is closed: nobody is waiting any more.
-    with contextlib.suppress(RuntimeError):
+    # Not contextlib.suppress: this runs once per call, and its context manager would
+    # cost the worker's CPU time (counted against the reads on a pinned CPU).
+    try:
         loop.call_soon_threadsafe(_settle, future, result, error)
+    except RuntimeError:  # the caller's event loop is closed: nobody is waiting any more
+        return
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar, cast
 
 from ..errors import ConfigError, InvalidArgument
-from ..sessions import Isolation, MultiSession, MultiSessions, Session, Sessions, _SessionScope
+from ..sessions import Isolation, MultiSession, MultiSessions, Session, Sessions
 from ..storage import TTL
 from .loop import LoopThread
 from .storage import BlockingContext, SyncStorage
@@ -241,7 +241,7 @@ class SyncSessionScope(BlockingContext[Session[T]]):
 
     __slots__ = ("_scope",)
 
-    def __init__(self, scope: _SessionScope[T], runner: LoopThread) -> None:
+    def __init__(self, scope: Session[T], runner: LoopThread) -> None:
         super().__init__(runner)
         self._scope = scope
 
