@@ -652,6 +652,34 @@ async def test_data_before_load_is_a_usage_error(storage: Storage[Any]) -> None:
     assert issubclass(UsageError, botstate.BotstateError) and issubclass(UsageError, RuntimeError)
 
 
+@pytest.mark.parametrize("isolation", ["none", "process"])
+async def test_an_opened_session_is_entered_once_and_loaded_only_in_its_block(
+    storage: Storage[Any], isolation: str
+) -> None:
+    sessions: Sessions[dict[str, Any]] = Sessions(storage, lazy=True, isolation=isolation)
+    early = sessions.open("chat:once")
+    with pytest.raises(UsageError, match="inside its"):
+        await early.load()  # outside a block: it would take a lock nothing releases
+    opened = sessions.open("chat:once")
+    async with opened as session:
+        session.data = {"n": 1}
+    with pytest.raises(UsageError, match="opened already"):
+        async with opened:
+            pass
+    unread = sessions.open("chat:once")
+    async with unread:
+        pass  # lazy, never loaded in its block
+    with pytest.raises(UsageError, match="inside its"):
+        await unread.load()
+
+    async def reopen() -> Any:
+        async with sessions.open("chat:once") as session:
+            return await session.load()
+
+    # Nothing above left the key locked: a new block opens at once, with the saved data.
+    assert await asyncio.wait_for(reopen(), timeout=5) == {"n": 1}
+
+
 async def test_close_is_async_and_idempotent(adapter: CountingAdapter, clock: ManualClock) -> None:
     storage: Storage[Any] = Storage(adapter, namespace="bot", clock=clock)
     expired: list[str] = []

@@ -122,11 +122,14 @@ class Session(Generic[T]):
     :meth:`Sessions.open` returns it unentered: ``async with`` it once (the
     block locks, loads, saves and unlocks; see ``__aenter__``/``__aexit__``).
     The session is its own context manager, so opening one makes one object.
+    Entering it again, or ``load()`` outside its block, raises
+    :class:`~botstate.errors.UsageError` (it could take a lock nothing releases).
     """
 
     __slots__ = (
         "_assigned",
         "_before",
+        "_block",
         "_data",
         "_entry",
         "_full",
@@ -165,6 +168,7 @@ class Session(Generic[T]):
         self._stored: _Stored | None = None  # None: storage not read in this block
         self._data: T | None = None
         self._assigned = False
+        self._block = 0  # 0: not entered yet, 1: inside its block, 2: the block ended
 
     @property
     def loaded(self) -> bool:
@@ -192,6 +196,11 @@ class Session(Generic[T]):
     async def load(self) -> T:
         """Read the session (once) and return its data; lazy sessions need this."""
         if self._stored is None and not self._assigned:
+            if self._block != 1:
+                raise UsageError(
+                    f"session {self.key!r}: load() works inside its "
+                    "`async with sessions.open(...)` block only"
+                )
             if not self._take_now():
                 self._lease = await self._acquire()
             reading = self._sessions._reading(self._the_entry(), self._lease)
@@ -330,6 +339,12 @@ class Session(Generic[T]):
             raise _lost_lease(self.key)
 
     async def __aenter__(self) -> Session[T]:
+        if self._block:
+            raise UsageError(
+                f"session {self.key!r} was opened already: each `async with` needs "
+                "its own sessions.open(...)"
+            )
+        self._block = 1
         if not self._lazy:
             try:
                 if self._take_now():
@@ -360,6 +375,7 @@ class Session(Generic[T]):
                 else:
                     await self.load()
             except BaseException:
+                self._block = 2
                 await self._release(quiet=True)
                 raise
         return self
@@ -370,6 +386,7 @@ class Session(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._block = 2
         try:
             if exc_type is None:
                 if self._sessions._distributed:
