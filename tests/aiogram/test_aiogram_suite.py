@@ -1,7 +1,7 @@
 """aiogram's own FSM, scene, isolation and dispatcher tests, run against BotstateStorage.
 
 The sdist of the installed aiogram version is downloaded once (``pip download
---no-binary :all:``, tooling.sdists) into ``.cache/sdists/``. Each backend then
+--no-binary :all:``, tooling.sdists) into ``~/.cache/botstate/sdists/``. Each backend then
 runs its test files in place, in a subprocess, with the fixtures of
 ``suite/botstate_aiogram_suite.py`` (every storage and isolation they build is
 ours; the plugin imports the installed aiogram before the sdist's folder is on

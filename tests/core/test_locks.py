@@ -95,13 +95,15 @@ async def test_keyed_lock_hands_over_in_arrival_order() -> None:
     assert len(locks) == 0
 
 
-async def test_keyed_lock_passes_on_a_hand_over_its_waiter_no_longer_wants() -> None:
-    """A waiter cancelled just after the lock was handed to it passes it on;
-    a waiter timing out leaves the queue. Nobody is left waiting forever."""
+@pytest.mark.parametrize("timeout", [math.inf, 60.0])
+async def test_keyed_lock_passes_on_a_hand_over_its_waiter_no_longer_wants(timeout: float) -> None:
+    """A waiter cancelled just after the lock was handed to it passes it on, with
+    or without a timeout (the cancellation is raised, never swallowed); a waiter
+    timing out leaves the queue. Nobody is left waiting forever."""
     locks = KeyedLock()
     first = locks.hold("k")
     assert await first.acquire()
-    handed = asyncio.ensure_future(locks.hold("k").acquire())
+    handed = asyncio.ensure_future(locks.hold("k").acquire(timeout))
     timing_out = asyncio.ensure_future(locks.hold("k").acquire(0.01))
     last = locks.hold("k")
     last_task = asyncio.ensure_future(last.acquire())
@@ -109,7 +111,8 @@ async def test_keyed_lock_passes_on_a_hand_over_its_waiter_no_longer_wants() -> 
     assert await timing_out is False
     first.release()  # hands the lock to `handed`, which is cancelled before it runs
     handed.cancel()
-    await asyncio.gather(handed, return_exceptions=True)
+    with pytest.raises(asyncio.CancelledError):
+        await handed
     assert await asyncio.wait_for(last_task, 1) is True
     last.release()
     assert len(locks) == 0

@@ -366,7 +366,7 @@ def test_inline_calls_from_threads_mix_with_loop_work(sync: SyncStorage[Any]) ->
     errors: list[BaseException] = []
 
     def work() -> None:
-        mine = f"t:{threading.get_ident()}"
+        mine = f"t:{threading.current_thread().name}"  # an ident is reused after its thread
         try:
             for i in range(PER_THREAD):
                 sync.set(mine, {"i": i})

@@ -71,6 +71,12 @@ class KeyedLock:
         return hold
 
 
+def _time_out(handed: asyncio.Future[None]) -> None:
+    """End a wait for the lock (a timer's callback), unless it was handed over meanwhile."""
+    if not handed.done():
+        handed.set_exception(TimeoutError())
+
+
 class Hold:
     """One task's use of the lock of one key (from :meth:`KeyedLock.hold`)."""
 
@@ -97,24 +103,29 @@ class Hold:
         import asyncio  # only when waiting: a free key is taken without it
 
         waiters = self._locks[self._key]
-        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        handed: asyncio.Future[None] = loop.create_future()
         waiters.append(handed)
+        # Not asyncio.wait_for: before Python 3.12 it returns the result instead of
+        # raising when the task is cancelled just as the lock is handed to it, so a
+        # cancelled task would go on holding the lock.
+        timer = None if timeout == math.inf else loop.call_later(timeout, _time_out, handed)
         try:
-            if timeout == math.inf:
-                await handed
-            else:
-                await asyncio.wait_for(handed, timeout)
+            await handed
         except BaseException as err:
-            if handed.done() and not handed.cancelled():
+            if handed.done() and not handed.cancelled() and handed.exception() is None:
                 # Handed the lock just as the wait ended: pass it on.
                 self._held = waiters
                 self.release()
             elif handed in waiters:  # a release may have dropped it already
                 handed.cancel()
                 waiters.remove(handed)
-            if isinstance(err, asyncio.TimeoutError):
+            if isinstance(err, TimeoutError):  # from _time_out; a cancellation is raised
                 return False
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         self._held = waiters
         return True
 
