@@ -306,11 +306,13 @@ class MemoryAdapter(BaseAdapter):
         get = data.get
         for key, value in items.items():
             tick += 1
+            if type(value) is not bytes:
+                value = bytes(value)
             entry = get(key)
             if entry is None:
-                data[key] = [value if type(value) is bytes else bytes(value), expires_at, tick, tick]
+                data[key] = [value, expires_at, tick, tick]
             else:  # in place: see _Entry
-                entry[0] = value if type(value) is bytes else bytes(value)
+                entry[0] = value
                 entry[1] = expires_at
                 entry[2] = entry[3] = tick
         self._tick = tick
