@@ -3,10 +3,9 @@
 8 threads × 500 increments of one key (× 50 on DynamoDB Local), through
 ``update``, through a session with process isolation and through both parts
 of a multi-session, must end at exactly 8 × that on memory, SQLite, Redis and
-DynamoDB Local. A
-process that opens a storage, writes, and exits without closing it must
-exit promptly, leave no non-daemon thread, and (SQLite) keep every write
-that was acknowledged before exit.
+DynamoDB Local. A process that opens a storage, writes, and exits without
+closing it must exit promptly, leave no non-daemon thread, and (SQLite) keep
+every write that was acknowledged before exit.
 """
 
 from __future__ import annotations

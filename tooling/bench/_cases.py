@@ -179,9 +179,9 @@ async def session_cases(
     ~1.2 µs of a ~3.5 µs raw block on the memory adapter). A block keeping
     every guarantee with no structure at all (``python -m
     tooling.bench.session_floor``) reaches 0.65-0.70× (unchanged) and, in 6 of
-    8 runs, 0.76-0.84× (open/save; median 0.78×), against this raw side on the memory adapter, at or
-    below the 0.7× / 0.8× targets; on SQLite the I/O hides most of it (about 1.0×, ``python -m
-    tooling.bench.session_floor_sqlite``).
+    8 runs, 0.76-0.84× (open/save; median 0.78×) against this raw side on the
+    memory adapter, at or below the 0.7× / 0.8× targets; on SQLite the I/O
+    hides most of it (about 1.0×, ``python -m tooling.bench.session_floor_sqlite``).
     """
     storage: Storage[Any] = Storage(adapter, namespace="bench", codec=codec)
     save_case = "session open/save (one field changed)"
