@@ -389,9 +389,38 @@ class Session(Generic[T]):
         self._block = 2
         try:
             if exc_type is None:
-                if self._sessions._distributed:
+                sessions = self._sessions
+                stored = self._stored
+                if sessions._distributed:
                     await self._finish()  # the release below saves
-                elif not self._unchanged():
+                elif self._unchanged():
+                    pass
+                elif (
+                    stored is not None
+                    and stored.image is not None
+                    and stored.versioned
+                    and sessions.sliding
+                    and self._data is not None
+                ):
+                    # A handler's usual save (read, changed, sliding expiry, ATOMIC
+                    # adapter): _saving(), _write(), _save() and Entry.set_if() inlined.
+                    plan = sessions._plan(self.key, self._data, stored, imaged=True)
+                    if plan is not None:
+                        raw = plan[0]
+                        if type(raw) is not bytes:  # a codec gave something else
+                            await self._write(stored, plan)  # Entry.set_if says so
+                        else:
+                            storage = sessions.storage
+                            version = await sessions._adapter.set_if(
+                                self._full,
+                                raw,
+                                version=stored.version,
+                                expires_at=storage.expires_at(sessions.ttl),
+                            )
+                            if version is None:
+                                raise _changed(self.key)
+                            self._stored = _Stored(True, raw, None, version, True, None)
+                else:
                     saving = self._saving()
                     if saving is not None:
                         await saving
@@ -737,19 +766,22 @@ class Sessions(Generic[T]):
                 ) from err
         return data, fixed_expiry
 
-    def _plan(self, key: str, data: T | None, stored: _Stored) -> _Write | None:
+    def _plan(
+        self, key: str, data: T | None, stored: _Stored, imaged: bool = False
+    ) -> _Write | None:
         """What saving ``data`` would do, given what is stored.
 
         Unchanged means: the data has the image it had when read (see
         :func:`_image`; one ``marshal.dumps``); for data ``marshal`` refuses,
         the envelope encodes to exactly the stored bytes (one encode), or, for a
-        new session, the data encodes to what ``initial()`` did.
+        new session, the data encodes to what ``initial()`` did. ``imaged``: the
+        caller has compared the image already (and found it differs, or none).
         """
         if data is None:
             # Deleting matters if something is stored, or may be (assigned unread).
             return (None, None, None) if stored.raw is not None or not stored.read else None
         if stored.image is not None:
-            if _image(data) == stored.image:
+            if not imaged and _image(data) == stored.image:
                 return None
         elif stored.snapshot is not None and self.storage.encode(key, data) == stored.snapshot:
             return None
